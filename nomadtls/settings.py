@@ -1,0 +1,317 @@
+"""The connection settings: one registry describing each of them, and the resolver that
+reads an explicit value, then the NOMAD_* environment variable, then the default.
+
+This module imports nothing heavier than the standard library: the CLI builds its help
+text from `SETTINGS` without paying for requests or cryptography.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigError
+
+__all__ = ["Setting", "SETTINGS", "Address", "Settings", "resolve", "parse_bool", "BOOL_WORDS"]
+
+# The spellings Go's strconv.ParseBool accepts, which is how Nomad reads NOMAD_SKIP_VERIFY.
+BOOL_WORDS: dict[str, bool] = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False),
+}
+
+DEFAULT_ADDRESS = "http://127.0.0.1:4646"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One connection setting as a script, a shell and the command line each name it.
+
+    `kind` is "text", "path", "secret" (never shown), "bool" (Go's ParseBool spellings)
+    or "flag" (any non-empty value means on). `default` is what applies when nothing is
+    set, in words for the help text.
+    """
+
+    name: str
+    env: str
+    flag: str | None
+    kind: str
+    help: str
+    default: str | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("address", "NOMAD_ADDR", "-address", "text",
+            "Address of the Nomad agent: http://host:port, https://host:port, or "
+            "unix:///path/to/api.sock.", DEFAULT_ADDRESS),
+    Setting("region", "NOMAD_REGION", "-region", "text",
+            "Region to send requests to; the agent forwards them there.",
+            "the agent's own region"),
+    Setting("namespace", "NOMAD_NAMESPACE", "-namespace", "text",
+            "Namespace to act in; '*' lists every namespace.", "default"),
+    Setting("token", "NOMAD_TOKEN", "-token", "secret",
+            "ACL token (its SecretID), sent as the X-Nomad-Token header.", "none"),
+    Setting("http_auth", "NOMAD_HTTP_AUTH", None, "secret",
+            "Basic auth for a proxy in front of the agent: user:password, or user alone.",
+            "none"),
+    Setting("ca_cert", "NOMAD_CACERT", "-ca-cert", "path",
+            "PEM file of CA certificates that signed the agent's certificate; it replaces "
+            "the default roots.", "certifi's public roots"),
+    Setting("ca_path", "NOMAD_CAPATH", "-ca-path", "path",
+            "Directory of PEM CA files, read recursively; ignored when a CA file is set.",
+            "none"),
+    Setting("client_cert", "NOMAD_CLIENT_CERT", "-client-cert", "path",
+            "PEM client certificate, for agents that verify clients "
+            "(verify_https_client); needs the client key.", "none"),
+    Setting("client_key", "NOMAD_CLIENT_KEY", "-client-key", "path",
+            "Unencrypted PEM key of the client certificate.", "none"),
+    Setting("tls_server_name", "NOMAD_TLS_SERVER_NAME", "-tls-server-name", "text",
+            "Name sent as SNI and checked against the agent's certificate, such as "
+            "server.global.nomad when the address is an IP.", "the address's host"),
+    Setting("skip_verify", "NOMAD_SKIP_VERIFY", "-tls-skip-verify", "bool",
+            "Skip verification of the agent's certificate (unsafe): true or false.",
+            "false"),
+    Setting("no_color", "NOMAD_CLI_NO_COLOR", "-no-color", "flag",
+            "Disable colour in the output; wins over forcing it.", "off"),
+    Setting("force_color", "NOMAD_CLI_FORCE_COLOR", "-force-color", "flag",
+            "Use colour even when the output is not a terminal.", "off"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def parse_bool(text: str) -> bool | None:
+    """Read `text` as Go's ParseBool does; None for anything it would refuse."""
+    return BOOL_WORDS.get(text)
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed agent address. Credentials found in it are kept apart, never in `url`."""
+
+    scheme: str  # "http", "https" or "unix"
+    url: str  # the base URL requests go to: "https://10.0.0.5:4646"; "http://localhost" for unix
+    host: str | None = None  # the host as written (an IP or a name), None for unix
+    port: int | None = None
+    socket_path: str | None = None
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def is_tls(self) -> bool:
+        return self.scheme == "https"
+
+    def __str__(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.socket_path}"
+        return self.url
+
+
+def parse_address(text: str, origin: str = "the address") -> Address:
+    """Parse an agent address as Nomad accepts it, with errors that show the fix.
+
+    `origin` names where the text came from (NOMAD_ADDR, -address) for the messages.
+    """
+    text = text.strip()
+    if text.startswith("unix:"):
+        path = text[len("unix:"):]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path.startswith("/"):
+            raise ConfigError(
+                f"{origin} {text!r} does not name a socket by its absolute path",
+                hint="write unix:///path/to/api.sock")
+        return Address("unix", "http://localhost", socket_path=path)
+
+    if "://" not in text:
+        shown = text or "host:4646"
+        raise ConfigError(
+            f"{origin} {_mask(text)!r} has no scheme",
+            hint=f"write http://{_mask(shown)} for a plain agent or https://{_mask(shown)} "
+                 "for one with TLS")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{origin} {_mask(text)!r} cannot be parsed: {exc}",
+                          hint="write it as http://host:port or https://host:port") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(
+            f"{origin} {_mask(text)!r} has the unknown scheme {parts.scheme!r}",
+            hint="use http://, https:// or unix://")
+    host = parts.hostname
+    if not host:
+        raise ConfigError(f"{origin} {_mask(text)!r} names no host",
+                          hint="write it as http://host:port or https://host:port")
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"{scheme}://{shown_host}:{port}{parts.path.rstrip('/')}"
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return Address(scheme, base, host=host, port=port,
+                   username=username, password=password)
+
+
+def _mask(text: str) -> str:
+    """The address with any password replaced, fit for a message."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return text
+    user = userinfo.split(":", 1)[0]
+    masked = f"{user}:***@{hostpart}" if ":" in userinfo else f"{user}@{hostpart}"
+    return f"{scheme}{sep}{masked}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. `sources` maps each setting's name to where its value came from:
+    "argument", "flag", a variable's name such as "NOMAD_ADDR", or "default".
+
+    Secrets (`token`, `http_auth`, the address's password) stay out of the repr.
+    """
+
+    address: Address
+    region: str | None = None
+    namespace: str | None = None
+    token: str | None = field(default=None, repr=False)
+    http_auth: tuple[str, str] | None = field(default=None, repr=False)
+    ca_cert: str | None = None
+    ca_path: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_server_name: str | None = None
+    skip_verify: bool = False
+    no_color: bool = False
+    force_color: bool = False
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+    warnings: tuple[str, ...] = field(default=(), repr=False)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def describe(self) -> list[tuple[Setting, str, str]]:
+        """Each setting with its value as it may be shown, and where it came from.
+
+        Secrets are shown only as "set" or "unset".
+        """
+        rows = []
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if setting.name == "address":
+                shown = str(value)
+            elif setting.kind == "secret":
+                shown = "set" if value else "unset"
+            elif isinstance(value, bool):
+                shown = "true" if value else "false"
+            elif value is None:
+                shown = f"(unset: {setting.default})" if setting.default else "(unset)"
+            else:
+                shown = str(value)
+            rows.append((setting, shown, self.source(setting.name)))
+        return rows
+
+
+def _split_auth(text: str) -> tuple[str, str]:
+    user, _, password = text.partition(":")
+    return user, password
+
+
+def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument",
+            **given: Any) -> Settings:
+    """Resolve every setting: a value in `given` (not None, not empty), then the
+    environment variable (`environ`, by default os.environ, read now), then the default.
+
+    `origin` is recorded as the source of the given values: "argument" for a script,
+    "flag" for the CLI. Raises ConfigError for a setting that cannot work.
+    """
+    unknown = set(given) - set(_BY_NAME)
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    warnings: list[str] = []
+
+    for setting in SETTINGS:
+        value = given.get(setting.name)
+        if value is not None and value != "":
+            if setting.kind in ("bool", "flag"):
+                value = bool(value)
+            elif setting.kind == "path":
+                value = os.path.expanduser(os.fspath(value))
+            values[setting.name] = value
+            sources[setting.name] = origin
+            continue
+        raw = env.get(setting.env, "")
+        if raw == "":
+            sources[setting.name] = "default"
+            continue
+        if setting.kind == "bool":
+            parsed = parse_bool(raw.strip())
+            if parsed is None:
+                warnings.append(
+                    f"{setting.env}={raw!r} is not a boolean, so it is ignored and "
+                    f"certificates are verified; use one of {', '.join(BOOL_WORDS)}")
+                sources[setting.name] = "default"
+                continue
+            value = parsed
+        elif setting.kind == "flag":
+            value = True
+        elif setting.kind == "path":
+            value = os.path.expanduser(raw)
+        else:
+            value = raw
+        values[setting.name] = value
+        sources[setting.name] = setting.env
+
+    address_origin = _origin_label("address", sources.get("address", "default"))
+    address = parse_address(values.get("address", DEFAULT_ADDRESS), address_origin)
+    http_auth = _split_auth(values["http_auth"]) if "http_auth" in values else None
+    if address.username is not None:
+        http_auth = (address.username, address.password or "")
+        sources["http_auth"] = sources.get("address", "default")
+
+    cert, key = values.get("client_cert"), values.get("client_key")
+    if bool(cert) != bool(key):
+        have, missing = ("client_cert", "client_key") if cert else ("client_key", "client_cert")
+        raise ConfigError(
+            f"a client {'certificate' if cert else 'key'} was given "
+            f"({_origin_label(have, sources[have])}) without its "
+            f"{'key' if cert else 'certificate'}",
+            hint=f"set {_BY_NAME[missing].env} (or {_BY_NAME[missing].flag}) too, or "
+                 f"neither")
+
+    return Settings(address=address,
+                    region=values.get("region"),
+                    namespace=values.get("namespace"),
+                    token=values.get("token"),
+                    http_auth=http_auth,
+                    ca_cert=values.get("ca_cert"),
+                    ca_path=values.get("ca_path"),
+                    client_cert=cert,
+                    client_key=key,
+                    tls_server_name=values.get("tls_server_name"),
+                    skip_verify=values.get("skip_verify", False),
+                    no_color=values.get("no_color", False),
+                    force_color=values.get("force_color", False),
+                    sources=sources,
+                    warnings=tuple(warnings))
+
+
+def _origin_label(name: str, source: str) -> str:
+    """How to name the origin of a setting in a message: "NOMAD_ADDR", "-address"..."""
+    setting = _BY_NAME[name]
+    if source == "flag":
+        return setting.flag or setting.env
+    if source == "argument":
+        return f"{name}="
+    if source == "default":
+        return f"the default {name}"
+    return source
