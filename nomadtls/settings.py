@@ -14,7 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Setting", "SETTINGS", "Address", "Settings", "resolve", "parse_bool", "BOOL_WORDS"]
+__all__ = ["Setting", "SETTINGS", "Address", "Settings", "resolve", "parse_bool", "BOOL_WORDS",
+           "setting_named"]
 
 # The spellings Go's strconv.ParseBool accepts, which is how Nomad reads NOMAD_SKIP_VERIFY.
 BOOL_WORDS: dict[str, bool] = {
@@ -40,6 +41,19 @@ class Setting:
     kind: str
     help: str
     default: str | None = None
+
+    def spelled(self, value: str | None = None) -> str:
+        """How a user sets this: the variable and the flag, with `value` when given.
+
+        "NOMAD_CACERT (-ca-cert)", or "NOMAD_TLS_SERVER_NAME=server.global.nomad
+        (-tls-server-name=server.global.nomad)". Hints use it so that a shell user and a
+        CLI user each read their own spelling.
+        """
+        if value is None:
+            return f"{self.env} ({self.flag})" if self.flag else self.env
+        if self.flag:
+            return f"{self.env}={value} ({self.flag}={value})"
+        return f"{self.env}={value}"
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -80,6 +94,11 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def setting_named(name: str) -> Setting:
+    """The registry entry for the keyword `name` ("ca_cert"); KeyError for an unknown one."""
+    return _BY_NAME[name]
 
 
 def parse_bool(text: str) -> bool | None:
@@ -196,6 +215,12 @@ class Settings:
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
 
+    def label(self, name: str) -> str:
+        """Where the value of `name` came from, as a message names it: "NOMAD_CACERT",
+        "-ca-cert" (a CLI flag), "ca_cert=" (a keyword argument) or "the default ca_cert".
+        """
+        return _origin_label(name, self.source(name))
+
     def describe(self) -> list[tuple[Setting, str, str]]:
         """Each setting with its value as it may be shown, and where it came from.
 
@@ -218,8 +243,13 @@ class Settings:
         return rows
 
 
-def _split_auth(text: str) -> tuple[str, str]:
-    user, _, password = text.partition(":")
+def _split_auth(value: str | tuple[str, str]) -> tuple[str, str]:
+    """Basic-auth credentials from "user:password" (split on the first colon), "user", or
+    an already split (user, password) pair."""
+    if isinstance(value, tuple):
+        user, password = value
+        return str(user), str(password)
+    user, _, password = value.partition(":")
     return user, password
 
 
@@ -242,7 +272,9 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
     for setting in SETTINGS:
         value = given.get(setting.name)
         if value is not None and value != "":
-            if setting.kind in ("bool", "flag"):
+            if setting.kind == "bool" and isinstance(value, str):
+                value = _given_bool(setting, value, origin)
+            elif setting.kind in ("bool", "flag"):
                 value = bool(value)
             elif setting.kind == "path":
                 value = os.path.expanduser(os.fspath(value))
@@ -271,6 +303,9 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
         values[setting.name] = value
         sources[setting.name] = setting.env
 
+    if "token" in values:
+        values["token"] = _check_token(values["token"], sources["token"])
+
     address_origin = _origin_label("address", sources.get("address", "default"))
     address = parse_address(values.get("address", DEFAULT_ADDRESS), address_origin)
     http_auth = _split_auth(values["http_auth"]) if "http_auth" in values else None
@@ -285,8 +320,7 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
             f"a client {'certificate' if cert else 'key'} was given "
             f"({_origin_label(have, sources[have])}) without its "
             f"{'key' if cert else 'certificate'}",
-            hint=f"set {_BY_NAME[missing].env} (or {_BY_NAME[missing].flag}) too, or "
-                 f"neither")
+            hint=f"set {_BY_NAME[missing].spelled()} too, or neither")
 
     return Settings(address=address,
                     region=values.get("region"),
@@ -303,6 +337,32 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
                     force_color=values.get("force_color", False),
                     sources=sources,
                     warnings=tuple(warnings))
+
+
+def _check_token(token: str, source: str) -> str:
+    """The token without surrounding whitespace (a file read with its newline); one that
+    could not travel in a header is an error that does not show it."""
+    token = str(token).strip()
+    if not token or not all("!" <= char <= "~" for char in token):
+        raise ConfigError(
+            f"the ACL token from {_origin_label('token', source)} holds a space, a line "
+            "break or a character outside printable ASCII",
+            hint="a token is its SecretID, such as 3f0c2f9e-...: check what was copied")
+    return token
+
+
+def _given_bool(setting: Setting, text: str, origin: str) -> bool:
+    """A boolean given as text (skip_verify="false"): Go's spellings, else ConfigError.
+
+    Unlike the variable, which is ignored with a warning as Nomad ignores it, a value given
+    on purpose that means nothing is an error: guessing could switch verification off.
+    """
+    parsed = parse_bool(text.strip())
+    if parsed is None:
+        raise ConfigError(
+            f"{_origin_label(setting.name, origin)} {text!r} is not a boolean",
+            hint=f"use one of {', '.join(BOOL_WORDS)}")
+    return parsed
 
 
 def _origin_label(name: str, source: str) -> str:
