@@ -1,10 +1,15 @@
-"""Fixtures shared by the whole suite: a clean environment for every test."""
+"""Fixtures shared by the whole suite: a clean environment for every test, one test PKI
+and sample cluster per session, and stand-in agents in every mode Nomad serves."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
+
+from nomadtls.testing import Cluster, LocalPKI, StandInAgent
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +18,54 @@ def clean_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith("NOMAD_") or name == "NO_COLOR":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> LocalPKI:
+    return LocalPKI(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    """The sample cluster, shared: a test that changes it must use its own copy."""
+    return Cluster.sample()
+
+
+def _serving(cluster, **options):
+    with StandInAgent(cluster, **options) as agent:
+        yield agent
+
+
+@pytest.fixture
+def plain_agent(cluster):
+    yield from _serving(cluster)
+
+
+@pytest.fixture
+def tls_agent(cluster, pki):
+    yield from _serving(cluster, tls=pki.server)
+
+
+@pytest.fixture
+def mtls_agent(cluster, pki):
+    yield from _serving(cluster, tls=pki.server, client_ca=pki.ca)
+
+
+@pytest.fixture
+def unix_agent(cluster):
+    # AF_UNIX paths are limited to about 107 bytes, too few for pytest's tmp_path.
+    directory = tempfile.mkdtemp(prefix="nomadtls-", dir="/tmp")
+    try:
+        yield from _serving(cluster, unix_socket=os.path.join(directory, "api.sock"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def expired_agent(cluster, pki):
+    yield from _serving(cluster, tls=pki.expired_server)
+
+
+@pytest.fixture
+def other_ca_agent(cluster, pki):
+    yield from _serving(cluster, tls=pki.other_server)
