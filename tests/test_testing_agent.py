@@ -85,9 +85,9 @@ def test_sample_cluster_ids_share_prefixes_across_kinds(cluster):
 
 
 def test_with_jobs_generates_distinct_jobs():
-    big = Cluster.with_jobs(20_000)
-    assert len(big.jobs) == 20_000
-    assert len({j["ID"] for j in big.jobs}) == 20_000
+    big = Cluster.with_jobs(2_000)
+    assert len(big.jobs) == 2_000
+    assert len({j["ID"] for j in big.jobs}) == 2_000
     assert {j["Type"] for j in big.jobs} == {"service", "batch", "system"}
 
 
@@ -429,6 +429,37 @@ def test_added_route_overrides_built_ins(plain_agent):
     assert response.json() == {"asked": "tea"}
     plain_agent.add_route("GET", "/v1/text", lambda req: (200, None, "hello"))
     assert get(plain_agent, "/v1/text").headers["Content-Type"].startswith("text/plain")
+
+
+def test_a_failing_route_answers_500_naming_the_error(plain_agent):
+    def broken(request):
+        raise KeyError("Allocations")
+
+    plain_agent.add_route("GET", "/v1/broken", broken)
+    response = get(plain_agent, "/v1/broken")
+    assert response.status_code == 500
+    assert "KeyError" in response.text
+
+
+def test_oversized_body_is_refused_before_it_is_read(plain_agent):
+    conn = http.client.HTTPConnection("127.0.0.1", plain_agent.port, timeout=10)
+    conn.putrequest("PUT", "/v1/search")
+    conn.putheader("Content-Length", str(2 << 20))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
+
+
+def test_changes_show_after_touch():
+    cluster = Cluster.sample()
+    with StandInAgent(cluster) as agent:
+        before = get(agent, "/v1/jobs?prefix=new").json()
+        cluster.jobs.append({**cluster.job("cache"), "ID": "new-job", "Name": "new-job"})
+        index = cluster.touch()
+        response = get(agent, "/v1/jobs?prefix=new")
+    assert before == []
+    assert [job["ID"] for job in response.json()] == ["new-job"]
+    assert response.headers["X-Nomad-Index"] == str(index)
 
 
 def test_token_is_demanded_when_set(cluster):
