@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import bisect
 import collections
-import gzip
 import datetime as _dt
+import gzip
 import http.server
 import json
 import logging
