@@ -1,0 +1,160 @@
+"""How bytes reach the agent: a requests session whose adapters use the client's own
+SSLContext and server name over TCP, or an AF_UNIX socket, and never hand the token or
+basic-auth credentials to another host.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from typing import Callable
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+__all__ = ["TLSAdapter", "UnixAdapter", "AgentSession", "TOKEN_HEADER"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Nomad-Token"
+
+# Enough idle connections for one client shared by a few dozen threads.
+_POOL_SIZE = 32
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    """An HTTPS pool without urllib3's per-request InsecureRequestWarning: when the user
+    turns verification off the client warns once, in its own words."""
+
+    def _validate_conn(self, conn) -> None:
+        HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
+
+class TLSAdapter(HTTPAdapter):
+    """The adapter for http:// and https:// URLs.
+
+    Every HTTPS connection uses the client's one SSLContext, and `server_name` (when set)
+    becomes urllib3's `server_hostname`: the name sent as SNI and the name checked against
+    the certificate, like Go's tls.Config.ServerName. requests' own `verify` and `cert`
+    are ignored: the context already holds the trust roots and the client certificate,
+    and letting requests add certifi's bundle to a cluster-CA context would make it trust
+    every public CA as well.
+
+    `context` is a callable returning the SSLContext, so that a client for a plain
+    http:// agent pays for one only if a redirect ever leads to https://.
+    """
+
+    def __init__(self, context: Callable[[], ssl.SSLContext], *,
+                 server_name: str | None = None, verify: bool = True) -> None:
+        self._context = context
+        self._server_name = server_name
+        self._cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
+        super().__init__(pool_connections=4, pool_maxsize=_POOL_SIZE, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme, "https": _HTTPSPool}
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, True, None)
+        if host_params["scheme"] == "https":
+            pool_kwargs["ssl_context"] = self._context()
+            pool_kwargs["cert_reqs"] = self._cert_reqs
+            if self._server_name:
+                pool_kwargs["server_hostname"] = self._server_name
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert) -> None:
+        # requests would set ca_certs to certifi's bundle (or REQUESTS_CA_BUNDLE) here,
+        # which urllib3 then loads into the shared context.
+        if url.lower().startswith("https"):
+            conn.cert_reqs = self._cert_reqs
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
+
+class _UnixConnection(HTTPConnection):
+    """An HTTP connection over an AF_UNIX stream socket, such as the task API socket."""
+
+    def __init__(self, *args, socket_path: str, **kwargs) -> None:
+        self.socket_path = socket_path
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.socket_path)
+        except OSError as exc:
+            sock.close()
+            raise NewConnectionError(
+                self, f"cannot connect to unix socket {self.socket_path}: {exc}") from exc
+        return sock
+
+
+class _UnixPool(HTTPConnectionPool):
+    ConnectionCls = _UnixConnection
+
+
+class UnixAdapter(HTTPAdapter):
+    """The adapter for an agent reached through a unix socket: one keep-alive pool of
+    connections to `socket_path`, whatever the URL's host."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__(max_retries=0)
+        self.socket_path = socket_path
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> _UnixPool:
+        return _UnixPool("localhost", maxsize=_POOL_SIZE, socket_path=self.socket_path)
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        return self._pool
+
+    def close(self) -> None:
+        """Close the idle connections; like requests' own adapter, stay usable."""
+        super().close()
+        pool, self._pool = self._pool, self._new_pool()
+        pool.close()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class AgentSession(requests.Session):
+    """A session that keeps credentials for the agent alone.
+
+    requests drops the Authorization header when a redirect changes host, but forwards
+    any other header, X-Nomad-Token included (and so does Go's client). Here both are
+    dropped on a redirect to anything but the agent's own scheme, host and port.
+    """
+
+    def __init__(self, agent_url: str) -> None:
+        super().__init__()
+        self._agent = _origin(agent_url)
+        # Nothing from the environment: REQUESTS_CA_BUNDLE and ~/.netrc must not change
+        # what the client trusts or sends.
+        self.trust_env = False
+
+    def rebuild_auth(self, prepared_request, response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if _origin(prepared_request.url) != self._agent:
+            dropped = [name for name in (TOKEN_HEADER, "Authorization")
+                       if prepared_request.headers.pop(name, None) is not None]
+            if dropped:
+                scheme, host, port = _origin(prepared_request.url)
+                log.debug("redirect leaves the agent for %s://%s:%s; not sending %s",
+                          scheme, host, port, " or ".join(dropped))

@@ -1,0 +1,430 @@
+"""`NomadClient`, a reusable client for one Nomad agent, and the `Response` it returns
+with the agent's metadata (index, leader, last contact, next page token).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import email.utils
+import json as _json
+import logging
+import random
+import ssl
+import threading
+import time
+import warnings
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+import requests
+
+from . import __version__
+from ._diagnose import Call, api_error, not_json, nothing_sent, retryable, translate
+from ._tls import build_context
+from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter
+from .errors import ConfigError, InvalidResponse, NomadWarning
+from .settings import Settings, resolve
+
+__all__ = ["NomadClient", "Response", "DEFAULT_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait for a connection, and for the agent's answer once connected.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+
+# Answers worth another try for a read: rate limiting and an unavailable agent or proxy.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Methods the agent treats as reads, so that sending them twice changes nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The longest pause between two tries, whatever the backoff or Retry-After says.
+MAX_PAUSE = 10.0
+
+Timeout = Union[float, "tuple[float, float]", None]
+Params = Union[Mapping[str, Any], Sequence["tuple[str, Any]"], None]
+
+
+class Response:
+    """One answer of the agent: `status`, `headers`, the raw `content`, the decoded JSON
+    `data`, and the blocking-query and pagination metadata Nomad sends in headers.
+
+    `data` is decoded on first use; a body that is not JSON raises InvalidResponse then.
+    """
+
+    def __init__(self, raw: requests.Response, call: Call) -> None:
+        self.status: int = raw.status_code
+        self.headers = raw.headers
+        self.content: bytes = raw.content
+        self.method = call.method
+        self.path = call.path
+        self._call = call
+        self._data: Any = _UNREAD
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    @property
+    def data(self) -> Any:
+        """The body as JSON; None for an empty body."""
+        if self._data is _UNREAD:
+            if not self.content.strip():
+                self._data = None
+            else:
+                try:
+                    self._data = _json.loads(self.content)
+                except ValueError:
+                    raise not_json(self.content, self._call) from None
+        return self._data
+
+    @property
+    def index(self) -> int | None:
+        """X-Nomad-Index: pass it back as `index=` to wait for a change."""
+        return _int_header(self.headers, "X-Nomad-Index")
+
+    @property
+    def known_leader(self) -> bool | None:
+        value = self.headers.get("X-Nomad-KnownLeader")
+        return None if value is None else value.lower() == "true"
+
+    @property
+    def last_contact(self) -> int | None:
+        """Milliseconds since the answering server last heard from the leader."""
+        return _int_header(self.headers, "X-Nomad-LastContact")
+
+    @property
+    def next_token(self) -> str | None:
+        """X-Nomad-NextToken: present while a paginated list has more pages."""
+        return self.headers.get("X-Nomad-NextToken") or None
+
+    def __repr__(self) -> str:
+        index = f" index={self.index}" if self.index is not None else ""
+        return f"<Response {self.method} {self.path} {self.status}{index}>"
+
+
+_UNREAD = object()
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class NomadClient:
+    """A client for one Nomad agent, safe to share between threads.
+
+    Every setting is a keyword named as in `nomadtls.settings.SETTINGS`; one not given is
+    read from its NOMAD_* variable in `environ` (os.environ by default, read now), else
+    its default. `timeout` is seconds, for connecting and for the answer alike, or a
+    (connect, read) pair; by default 10 s and 60 s. Reads (GET, HEAD) are tried
+    `retries` more times after a dropped or refused connection or a 429, 502, 503 or
+    504 answer, pausing `backoff` seconds, doubled each time (or as Retry-After asks, up
+    to 10 s); writes only when the connection was refused before anything was sent.
+
+    get, put, post and delete return the decoded JSON. `request` returns a `Response`
+    with the status, headers and Nomad's metadata as well. Every failure is a NomadError.
+
+    Known limitations: HTTP(S)_PROXY variables are not read (the session ignores the
+    environment so that REQUESTS_CA_BUNDLE and ~/.netrc cannot change what it trusts or
+    sends; reading the proxy variables alone would lift this); timeouts are not retried,
+    so a silent agent costs one timeout, not several.
+    """
+
+    def __init__(self, address: str | None = None, *, region: str | None = None,
+                 namespace: str | None = None, token: str | None = None,
+                 http_auth: str | tuple[str, str] | None = None,
+                 ca_cert: str | None = None, ca_path: str | None = None,
+                 client_cert: str | None = None, client_key: str | None = None,
+                 tls_server_name: str | None = None, skip_verify: bool | str | None = None,
+                 timeout: Timeout = None, retries: int = 3, backoff: float = 0.2,
+                 environ: Mapping[str, str] | None = None,
+                 origin: str = "argument") -> None:
+        settings = resolve(environ, origin=origin, address=address, region=region,
+                           namespace=namespace, token=token, http_auth=http_auth,
+                           ca_cert=ca_cert, ca_path=ca_path, client_cert=client_cert,
+                           client_key=client_key, tls_server_name=tls_server_name,
+                           skip_verify=skip_verify)
+        self._start(settings, timeout, retries, backoff)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: Timeout = None, retries: int = 3,
+                      backoff: float = 0.2) -> "NomadClient":
+        """A client for settings already resolved, such as the CLI's."""
+        client = cls.__new__(cls)
+        client._start(settings, timeout, retries, backoff)
+        return client
+
+    def _start(self, settings: Settings, timeout: Timeout, retries: int,
+               backoff: float) -> None:
+        self.settings = settings
+        self.timeout = _timeout_pair(timeout)
+        if retries < 0 or backoff < 0:
+            raise ConfigError("retries and backoff cannot be negative")
+        self._retries = int(retries)
+        self._backoff = float(backoff)
+
+        for text in settings.warnings:
+            warnings.warn(text, NomadWarning, stacklevel=3)
+        address = settings.address
+        if settings.skip_verify and address.scheme != "unix":
+            warnings.warn(
+                f"TLS verification is off ({settings.label('skip_verify')}): the agent's "
+                "certificate and name are not checked, so anyone on the path can pose "
+                "as the agent", NomadWarning, stacklevel=3)
+
+        self._context: ssl.SSLContext | None = None
+        self._context_lock = threading.Lock()
+        uses_tls_files = any((settings.ca_cert, settings.ca_path, settings.client_cert))
+        if address.is_tls or (uses_tls_files and address.scheme != "unix"):
+            self._context = build_context(settings)
+
+        session = AgentSession(address.url)
+        session.headers["User-Agent"] = f"nomadtls/{__version__}"
+        session.headers["Accept"] = "application/json"
+        if settings.token:
+            session.headers[TOKEN_HEADER] = settings.token
+        if settings.http_auth:
+            session.auth = settings.http_auth
+        adapter = TLSAdapter(self._ssl_context, server_name=settings.tls_server_name,
+                             verify=not settings.skip_verify)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        if address.scheme == "unix":
+            session.mount(address.url + "/", UnixAdapter(address.socket_path))
+        self._session = session
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The client's one SSLContext, made on first use for a plain http:// agent."""
+        if self._context is None:
+            with self._context_lock:
+                if self._context is None:
+                    self._context = build_context(self.settings)
+        return self._context
+
+    # ------------------------------------------------------------ requests
+
+    def request(self, method: str, path: str, params: Params = None, json: Any = None, *,
+                data: bytes | str | None = None, headers: Mapping[str, str] | None = None,
+                index: int | None = None, wait: float | _dt.timedelta | None = None,
+                timeout: Timeout = None) -> Response:
+        """Send one request and return the agent's `Response`.
+
+        `path` is the API path ("/v1/jobs"); `params` are query parameters (the region
+        and namespace settings are added unless given here); `json` is a body to encode.
+        `index` and `wait` make a blocking query: the agent answers once its index
+        passes `index`, or after `wait` seconds, and the read timeout grows by the wait.
+        Raises the NomadError that says what went wrong.
+        """
+        method = method.upper()
+        shown_path = path.split("?", 1)[0]
+        url = self._url(path)
+        query = self._query(params, index, wait)
+        connect, read = self.timeout if timeout is None else _timeout_pair(timeout)
+        if wait is not None:
+            # The agent adds up to a sixteenth of the wait, to spread out the answers.
+            read += _seconds(wait) * 17 / 16
+
+        attempt = 0
+        while True:
+            attempt += 1
+            call = Call(self.settings, method, shown_path, (connect, read), attempt)
+            try:
+                raw = self._session.request(method, url, params=query, json=json,
+                                            data=data, headers=headers,
+                                            timeout=(connect, read))
+            except requests.RequestException as exc:
+                again = retryable(exc) and (method in SAFE_METHODS or nothing_sent(exc))
+                if again and attempt <= self._retries:
+                    pause = self._pause(attempt)
+                    log.debug("%s %s%s failed (%s); trying again in %.2f s",
+                              method, self.settings.address, shown_path,
+                              type(exc).__name__, pause)
+                    time.sleep(pause)
+                    continue
+                log.debug("%s %s%s failed: %s", method, self.settings.address, shown_path,
+                          type(exc).__name__)
+                raise translate(exc, call) from exc
+
+            log.debug("%s %s%s -> %d", method, self.settings.address, shown_path,
+                      raw.status_code)
+            if (raw.status_code in RETRY_STATUSES and method in SAFE_METHODS
+                    and attempt <= self._retries):
+                pause = self._pause(attempt, raw.headers.get("Retry-After"))
+                if pause is not None:
+                    log.debug("%s %s%s answered %d; trying again in %.2f s", method,
+                              self.settings.address, shown_path, raw.status_code, pause)
+                    raw.close()
+                    time.sleep(pause)
+                    continue
+            if not 200 <= raw.status_code < 300:
+                raise api_error(raw.status_code, raw.headers, raw.text, call)
+            return Response(raw, call)
+
+    def get(self, path: str, params: Params = None, *, index: int | None = None,
+            wait: float | _dt.timedelta | None = None, timeout: Timeout = None) -> Any:
+        """GET `path` and return the decoded JSON (see `request` for the arguments and
+        for the metadata)."""
+        return self.request("GET", path, params, index=index, wait=wait,
+                            timeout=timeout).data
+
+    def put(self, path: str, json: Any = None, params: Params = None, *,
+            timeout: Timeout = None) -> Any:
+        """PUT `json` to `path` and return the decoded answer."""
+        return self.request("PUT", path, params, json, timeout=timeout).data
+
+    def post(self, path: str, json: Any = None, params: Params = None, *,
+             timeout: Timeout = None) -> Any:
+        """POST `json` to `path` and return the decoded answer."""
+        return self.request("POST", path, params, json, timeout=timeout).data
+
+    def delete(self, path: str, params: Params = None, *, timeout: Timeout = None) -> Any:
+        """DELETE `path` and return the decoded answer (None when it is empty)."""
+        return self.request("DELETE", path, params, timeout=timeout).data
+
+    def paginate(self, path: str, *, per_page: int | None = None,
+                 params: Params = None) -> Iterator[Any]:
+        """Yield every item of a paginated list, asking for `per_page` items at a time
+        and following X-Nomad-NextToken until the agent sends none."""
+        base = _pairs(params)
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = list(base)
+            if per_page is not None:
+                query.append(("per_page", int(per_page)))
+            if token is not None:
+                query.append(("next_token", token))
+            response = self.request("GET", path, query)
+            page = response.data
+            if not isinstance(page, list):
+                raise InvalidResponse(
+                    f"GET {response.path} answered with a {type(page).__name__}, not a list, "
+                    "so it cannot be paged through")
+            yield from page
+            token = response.next_token
+            if token is None:
+                return
+            if token in seen:
+                raise InvalidResponse(
+                    f"GET {response.path} sent the page token {token!r} twice")
+            seen.add(token)
+
+    def watch(self, path: str, *, index: int = 0, wait: float | _dt.timedelta = 300,
+              params: Params = None) -> Iterator[Response]:
+        """Yield the answer to a blocking query each time the agent's index moves on.
+
+        Each request waits up to `wait` seconds for a change past `index`; an answer
+        with the same index (the wait ran out) is not yielded. An index that goes
+        backwards (a restored snapshot) restarts from the new one.
+        """
+        while True:
+            response = self.request("GET", path, params, index=index or None, wait=wait)
+            current = response.index
+            if current is None:
+                raise InvalidResponse(
+                    f"GET {response.path} sent no X-Nomad-Index, so it cannot be watched")
+            if current != index:
+                yield response
+            index = current
+
+    # ------------------------------------------------------------ helpers
+
+    def _url(self, path: str) -> str:
+        if "://" in path.split("?", 1)[0]:
+            raise ValueError(f"give an API path such as /v1/jobs, not a URL: {path!r}")
+        return self.settings.address.url + "/" + path.lstrip("/")
+
+    def _query(self, params: Params, index: int | None,
+               wait: float | _dt.timedelta | None) -> list[tuple[str, str]]:
+        pairs = _pairs(params)
+        given = {key for key, _ in pairs}
+        added: list[tuple[str, Any]] = []
+        for name in ("region", "namespace"):
+            value = getattr(self.settings, name)
+            if value and name not in given:
+                added.append((name, value))
+        if index is not None:
+            added.append(("index", int(index)))
+        if wait is not None:
+            added.append(("wait", f"{round(_seconds(wait) * 1000)}ms"))
+        return [(key, _query_value(value)) for key, value in added + pairs]
+
+    def _pause(self, attempt: int, retry_after: str | None = None) -> float | None:
+        """Seconds to wait before the next try: Retry-After when the agent sent one (None
+        when it asks for longer than MAX_PAUSE: better to report than hang), else an
+        exponential backoff with jitter."""
+        if retry_after:
+            asked = _retry_after_seconds(retry_after)
+            if asked is not None:
+                return asked if asked <= MAX_PAUSE else None
+        pause = min(self._backoff * 2 ** (attempt - 1), MAX_PAUSE)
+        return pause * random.uniform(0.5, 1.0)
+
+    def close(self) -> None:
+        """Close the idle connections. The client can still be used afterwards."""
+        self._session.close()
+
+    def __enter__(self) -> "NomadClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        region = self.settings.region or "default"
+        return f"<NomadClient address={str(self.settings.address)!r} region={region!r}>"
+
+
+def _pairs(params: Params) -> list[tuple[str, Any]]:
+    """Query parameters as (key, value) pairs; a list value gives one pair per item,
+    None drops the key."""
+    items = params.items() if isinstance(params, Mapping) else (params or ())
+    pairs = []
+    for key, value in items:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        pairs.extend((key, item) for item in values if item is not None)
+    return pairs
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _seconds(wait: float | _dt.timedelta) -> float:
+    seconds = wait.total_seconds() if isinstance(wait, _dt.timedelta) else float(wait)
+    if seconds < 0:
+        raise ValueError(f"wait cannot be negative: {wait!r}")
+    return seconds
+
+
+def _timeout_pair(timeout: Timeout) -> tuple[float, float]:
+    """(connect, read) seconds from None (the defaults), a number, or a pair."""
+    if timeout is None:
+        return DEFAULT_TIMEOUT
+    pair = timeout if isinstance(timeout, (tuple, list)) else (timeout, timeout)
+    try:
+        connect, read = (float(value) for value in pair)
+    except (TypeError, ValueError):
+        raise ConfigError(f"timeout {timeout!r} is neither a number of seconds nor a "
+                          "(connect, read) pair") from None
+    if not (connect > 0 and read > 0):
+        raise ConfigError(f"timeout {timeout!r} must be more than 0 seconds")
+    return connect, read
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    return max(0.0, (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds())

@@ -1,0 +1,254 @@
+"""NomadClient over real sockets: unix sockets, keep-alive, redirects that must not carry
+credentials away, retries of reads under faults, timeouts, and one client shared by many
+threads."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from nomadtls import NomadClient
+from nomadtls.errors import APIError, ConnectError, ReadTimeout
+from nomadtls.testing import StandInAgent
+
+
+def quick_client(address, **given) -> NomadClient:
+    """A client whose pauses between tries are short, so that fault tests stay fast."""
+    given.setdefault("backoff", 0.01)
+    return NomadClient(address, environ={}, **given)
+
+
+def connections_of(client: NomadClient) -> int:
+    """How many connections the client has opened to its agent so far."""
+    adapter = client._session.get_adapter(client.settings.address.url + "/")
+    pool = getattr(adapter, "_pool", None)
+    if pool is None:
+        (pool,) = adapter.poolmanager.pools._container.values()
+    return pool.num_connections
+
+
+def test_a_unix_socket_agent_answers(unix_agent):
+    with quick_client(unix_agent.address) as client:
+        assert client.get("/v1/jobs") == client.get("/v1/jobs")
+        assert unix_agent.requests[-1].path == "/v1/jobs"
+
+
+def test_a_unix_socket_connection_is_kept_alive(unix_agent):
+    with quick_client(unix_agent.address) as client:
+        for _ in range(20):
+            client.get("/v1/agent/health")
+
+        assert connections_of(client) == 1
+
+
+def test_a_tcp_connection_is_kept_alive(tls_agent, pki):
+    with quick_client(tls_agent.address, ca_cert=pki.ca_file) as client:
+        for _ in range(20):
+            client.get("/v1/agent/health")
+
+        assert connections_of(client) == 1
+
+
+def test_region_namespace_and_token_reach_a_unix_agent(unix_agent):
+    with quick_client(unix_agent.address, region="eu", namespace="*",
+                      token="ab12-secret") as client:
+        client.get("/v1/jobs")
+
+    request = unix_agent.requests[-1]
+    assert request.query == {"region": "eu", "namespace": "*"}
+    assert request.headers["X-Nomad-Token"] == "ab12-secret"
+
+
+# ------------------------------------------------------------------ redirects
+
+def redirect_to(location: str):
+    return lambda request: (307, {"Location": location}, "")
+
+
+def test_a_redirect_to_another_host_carries_neither_token_nor_basic_auth(cluster):
+    with StandInAgent(cluster) as agent, StandInAgent(cluster, host="127.0.0.2") as other:
+        agent.add_route("GET", "/v1/jobs", redirect_to(f"{other.address}/v1/jobs"))
+        address = agent.address.replace("http://", "http://ops:hunter2@")
+
+        with quick_client(address, token="7c0ffee-secret") as client:
+            assert client.get("/v1/jobs")
+
+        (followed,) = other.requests
+        assert followed.path == "/v1/jobs"
+        assert "X-Nomad-Token" not in followed.headers
+        assert "Authorization" not in followed.headers
+        assert agent.requests[-1].headers["X-Nomad-Token"] == "7c0ffee-secret"
+
+
+def test_a_redirect_to_another_port_of_the_same_host_is_another_host(cluster):
+    with StandInAgent(cluster) as agent, StandInAgent(cluster) as other:
+        agent.add_route("GET", "/v1/jobs", redirect_to(f"{other.address}/v1/jobs"))
+
+        with quick_client(agent.address, token="7c0ffee-secret") as client:
+            client.get("/v1/jobs")
+
+        assert "X-Nomad-Token" not in other.requests[-1].headers
+
+
+def test_a_redirect_within_the_agent_keeps_the_token(plain_agent):
+    plain_agent.add_route("GET", "/v1/old-jobs", redirect_to("/v1/jobs"))
+
+    with quick_client(plain_agent.address, token="7c0ffee-secret",
+                      http_auth="ops:hunter2") as client:
+        assert client.get("/v1/old-jobs")
+
+    followed = plain_agent.requests[-1]
+    assert followed.path == "/v1/jobs"
+    assert followed.headers["X-Nomad-Token"] == "7c0ffee-secret"
+    assert followed.headers["Authorization"].startswith("Basic ")
+
+
+# ------------------------------------------------------------------ faults
+
+def test_a_read_survives_dropped_connections(plain_agent):
+    plain_agent.drop_next(2)
+
+    with quick_client(plain_agent.address) as client:
+        assert client.get("/v1/jobs")
+
+    assert [r.path for r in plain_agent.requests] == ["/v1/jobs"] * 3
+
+
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_a_read_survives_a_few_unavailable_answers(plain_agent, status):
+    plain_agent.fail_next(3, status=status)
+
+    with quick_client(plain_agent.address) as client:
+        assert client.get("/v1/jobs")
+
+    assert len(plain_agent.requests) == 4
+
+
+def test_a_read_over_tls_survives_drops(tls_agent, pki):
+    tls_agent.drop_next(2)
+
+    with quick_client(tls_agent.address, ca_cert=pki.ca_file) as client:
+        assert client.get("/v1/jobs")
+
+
+def test_retries_are_bounded_and_the_last_error_is_reported(plain_agent):
+    plain_agent.fail_next(2, status=503, body="No cluster leader")
+    plain_agent.fail_next(10, status=502, body="bad gateway, the last word")
+
+    with quick_client(plain_agent.address, retries=3) as client:
+        with pytest.raises(APIError) as caught:
+            client.get("/v1/jobs")
+
+    assert caught.value.status == 502
+    assert "the last word" in caught.value.message
+    assert "tried 4 times" in caught.value.hint
+    assert len(plain_agent.requests) == 4
+
+
+def test_a_retry_after_within_the_cap_is_honoured(plain_agent):
+    answers = iter([(429, {"Retry-After": "0"}, "slow down"), (200, {}, [])])
+    plain_agent.add_route("GET", "/v1/limited", lambda request: next(answers))
+
+    with quick_client(plain_agent.address, backoff=30) as client:
+        # A 30 s backoff would stall the test; the agent's Retry-After: 0 wins.
+        assert client.get("/v1/limited") == []
+
+
+def test_a_retry_after_beyond_the_cap_is_reported_at_once(plain_agent):
+    plain_agent.add_route("GET", "/v1/limited",
+                          lambda request: (429, {"Retry-After": "3600"}, "come back later"))
+
+    with quick_client(plain_agent.address) as client, pytest.raises(APIError) as caught:
+        client.get("/v1/limited")
+
+    assert caught.value.status == 429
+    assert len(plain_agent.requests) == 1
+
+
+def test_a_write_is_never_sent_twice_after_an_answer(plain_agent):
+    plain_agent.fail_next(1, status=503)
+
+    with quick_client(plain_agent.address) as client, pytest.raises(APIError):
+        client.put("/v1/search", {"Prefix": "web", "Context": "jobs"})
+
+    assert [r.method for r in plain_agent.requests] == ["PUT"]
+
+
+def test_a_write_is_not_sent_again_after_a_dropped_connection(plain_agent):
+    plain_agent.drop_next(1)
+
+    with quick_client(plain_agent.address) as client, pytest.raises(ConnectError):
+        client.put("/v1/search", {"Prefix": "web", "Context": "jobs"})
+
+    assert len(plain_agent.requests) == 1
+
+
+def test_a_write_is_tried_again_when_the_connection_was_refused():
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # a port nothing listens on once closed
+
+    with quick_client(f"http://127.0.0.1:{port}", retries=2) as client:
+        with pytest.raises(ConnectError) as caught:
+            client.post("/v1/jobs", {"Job": {}})
+
+    assert "tried 3 times" in caught.value.message
+
+
+def test_a_silent_agent_meets_the_read_timeout(plain_agent):
+    plain_agent.stall_next(1, seconds=5)
+
+    with quick_client(plain_agent.address, timeout=(2, 0.3)) as client:
+        with pytest.raises(ReadTimeout) as caught:
+            client.get("/v1/jobs")
+
+    assert "0.3 s" in caught.value.message
+    assert len(plain_agent.requests) == 1  # a timeout is not retried
+
+
+def test_a_blocking_query_waits_longer_than_the_read_timeout(cluster):
+    with StandInAgent(cluster) as agent:
+        with quick_client(agent.address, timeout=(2, 1)) as client:
+            first = client.request("GET", "/v1/jobs")
+            # The agent holds the answer for the whole wait, longer than the read timeout.
+            again = client.request("GET", "/v1/jobs", index=first.index, wait=1.5)
+
+    assert again.index == first.index
+    assert agent.requests[-1].query["wait"] == "1500ms"
+
+
+def test_sixteen_threads_share_one_client(cluster, pki):
+    with StandInAgent(cluster, tls=pki.server) as agent:
+        expected = {
+            "/v1/jobs": None, "/v1/nodes": None, "/v1/agent/health": None,
+            "/v1/status/leader": None,
+        }
+        with quick_client(agent.address, ca_cert=pki.ca_file) as client:
+            for path in expected:
+                expected[path] = client.get(path)
+            paths = list(expected) * 25  # 100 requests per thread
+
+            def worker(offset: int) -> int:
+                wrong = 0
+                for path in paths[offset:] + paths[:offset]:
+                    wrong += client.get(path) != expected[path]
+                return wrong
+
+            with ThreadPoolExecutor(16) as pool:
+                results = list(pool.map(worker, range(16)))
+            opened = connections_of(client)
+
+        assert results == [0] * 16
+        assert len(agent.requests) == 16 * len(paths) + len(expected)
+        assert opened <= 32  # connections are reused, not one per request
+
+
+def test_a_closed_client_reconnects_when_used_again(unix_agent):
+    client = quick_client(unix_agent.address)
+    client.get("/v1/jobs")
+
+    client.close()
+
+    assert client.get("/v1/jobs")
+    assert len(unix_agent.requests) == 2
