@@ -1,0 +1,114 @@
+"""The text building blocks of the views: tables, key = value blocks, dates, short IDs and
+the colour decision."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from nomadtls_cli.render import (Paint, iso_time, job_list, key_values, short_id, table,
+                                 use_color)
+
+
+def stub(job_id="web", **fields):
+    return {"ID": job_id, "Type": "service", "Priority": 50, "Status": "running",
+            "SubmitTime": 1_700_000_000_000_000_000, "Namespace": "default", **fields}
+
+
+def test_columns_are_two_spaces_apart_and_lines_have_no_trailing_space():
+    assert table(["ID", "Type"], [["a", "batch"], ["longer-id", ""]]).splitlines() == [
+        "ID         Type",
+        "a          batch",
+        "longer-id  <none>",
+    ]
+
+
+def test_key_values_align_the_equals_signs_and_show_empty_values_as_none():
+    assert key_values([("ID", "web"), ("Description", ""), ("Count", 0)]).splitlines() == [
+        "ID          = web",
+        "Description = <none>",
+        "Count       = 0",
+    ]
+
+
+@pytest.mark.parametrize("value, shown", [
+    (1_700_000_000_000_000_000, "2023-11-14T22:13:20Z"),
+    (1_700_000_000_999_999_999, "2023-11-14T22:13:20Z"),
+    ("2023-11-14T23:13:20+01:00", "2023-11-14T22:13:20Z"),
+    ("2023-11-14T22:13:20.123456789Z", "2023-11-14T22:13:20Z"),
+    (0, "<none>"), (None, "<none>"), ("0001-01-01T00:00:00Z", "<none>"),
+])
+def test_times_read_as_iso_8601_in_utc(value, shown):
+    assert iso_time(value) == shown
+
+
+def test_ids_are_cut_to_eight_characters_unless_verbose():
+    uuid = "cac0ffee-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
+
+    assert short_id(uuid) == "cac0ffee"
+    assert short_id(uuid, verbose=True) == uuid
+    assert short_id("") == "<none>"
+
+
+def test_the_job_type_gains_marks_for_periodic_and_parameterized():
+    lines = job_list([stub("a", Periodic=True), stub("b", ParameterizedJob=True),
+                      stub("c", Periodic=True, ParameterizedJob=True)]).splitlines()
+
+    assert [line.split()[1] for line in lines[1:]] == [
+        "service/periodic", "service/parameterized", "service/periodic/parameterized"]
+
+
+def test_a_stopped_job_says_so_after_its_status():
+    line = job_list([stub(Status="dead", Stop=True)]).splitlines()[1]
+
+    assert "  dead (stopped)  " in line
+
+
+def test_missing_fields_read_as_none():
+    line = job_list([{"ID": "bare"}]).splitlines()[1]
+
+    assert line.split() == ["bare", "<none>", "<none>", "<none>", "<none>"]
+
+
+def test_a_long_list_keeps_every_row():
+    jobs = [stub(f"job-{n:05d}") for n in range(2000)]
+
+    lines = job_list(jobs).splitlines()
+
+    assert len(lines) == 2001 and lines[-1].startswith("job-01999  ")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("no_color, force, stream, environ, expected", [
+    (False, False, Terminal(), {}, True),
+    (False, False, io.StringIO(), {}, False),
+    (False, True, io.StringIO(), {}, True),
+    (True, True, Terminal(), {}, False),
+    (False, True, Terminal(), {"NO_COLOR": "1"}, False),
+    (False, False, Terminal(), {"NO_COLOR": ""}, True),
+])
+def test_colour_needs_a_terminal_or_forcing_and_off_always_wins(no_color, force, stream,
+                                                                environ, expected):
+    assert use_color(no_color, force, stream, environ) is expected
+
+
+def test_paint_colours_status_words_by_meaning_and_nothing_when_off():
+    on, off = Paint(True), Paint(False)
+
+    assert on.status("running") == "\x1b[32mrunning\x1b[0m"
+    assert on.status("dead (stopped)").startswith("\x1b[31m")
+    assert on.status("pending") == "\x1b[33mpending\x1b[0m"
+    assert on.status("custom") == "custom"
+    assert off.status("running") == "running" and off.title("Summary") == "Summary"
+
+
+def test_coloured_values_keep_the_equals_signs_aligned():
+    text = key_values([("Status", "running"), ("Job ID", "web")], Paint(True),
+                      status_keys=["Status"])
+
+    assert [line.index("=") for line in text.splitlines()] == [7, 7]
