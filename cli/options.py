@@ -15,7 +15,6 @@ import sys
 import traceback
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Mapping, Optional, TextIO
 
 import typer
@@ -93,17 +92,20 @@ _OPTION_PARAMETERS = _option_parameters()
 _OPTION_NAMES = frozenset(p.name for p in _OPTION_PARAMETERS)
 
 
-@dataclass(frozen=True)
 class Connection:
     """What the user typed on the command line for the connection settings.
 
     `typed` maps a setting's name to its value, and holds only the options that were
     actually given: a setting left out is resolved from its variable, then its default.
-    `debug` is true when -debug was given.
+    `debug` is true when -debug was given. (A plain class, not a dataclass: generating a
+    dataclass's methods costs every start-up, help included, about a millisecond.)
     """
 
-    typed: Mapping[str, Any] = field(default_factory=dict)
-    debug: bool = False
+    __slots__ = ("typed", "debug")
+
+    def __init__(self, typed: Mapping[str, Any] | None = None, debug: bool = False) -> None:
+        self.typed: Mapping[str, Any] = dict(typed or {})
+        self.debug = debug
 
     def __repr__(self) -> str:
         return f"Connection(typed={sorted(self.typed)}, debug={self.debug})"
