@@ -5,10 +5,11 @@ basic-auth credentials to another host.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import ssl
-from typing import Callable
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -17,7 +18,7 @@ from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-__all__ = ["TLSAdapter", "UnixAdapter", "AgentSession", "TOKEN_HEADER"]
+__all__ = ["TLSAdapter", "UnixAdapter", "AgentSession", "TOKEN_HEADER", "proxies_for"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,53 @@ class UnixAdapter(HTTPAdapter):
         pool.close()
 
 
+def proxies_for(url: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The proxies to reach the agent at `url` through, read as Go reads them: HTTPS_PROXY
+    and HTTP_PROXY (either case), except for hosts in NO_PROXY (names, domain suffixes,
+    IP networks, `*`) and for loopback addresses and localhost, which never go through
+    a proxy."""
+    found = {name.lower(): value.strip() for name, value in environ.items()
+             if name.lower() in ("http_proxy", "https_proxy", "no_proxy") and value.strip()}
+    host = (urlsplit(url).hostname or "").lower()
+    if not host or _is_loopback(host) or _bypassed(host, found.get("no_proxy", "")):
+        return {}
+    return {scheme: found[f"{scheme}_proxy"] for scheme in ("http", "https")
+            if f"{scheme}_proxy" in found}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (part.strip().lower() for part in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if address is not None and "/" in entry:
+            try:
+                if address in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        name = name.strip("[]").lstrip("*").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -146,7 +194,7 @@ class AgentSession(requests.Session):
         super().__init__()
         self._agent = _origin(agent_url)
         # Nothing from the environment: REQUESTS_CA_BUNDLE and ~/.netrc must not change
-        # what the client trusts or sends.
+        # what the client trusts or sends. The client sets the proxies itself.
         self.trust_env = False
 
     def rebuild_auth(self, prepared_request, response) -> None:

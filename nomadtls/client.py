@@ -8,6 +8,7 @@ import datetime as _dt
 import email.utils
 import json as _json
 import logging
+import os
 import random
 import ssl
 import threading
@@ -20,7 +21,7 @@ import requests
 from . import __version__
 from ._diagnose import Call, api_error, not_json, nothing_sent, retryable, translate
 from ._tls import build_context
-from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter
+from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter, proxies_for
 from .errors import ConfigError, InvalidResponse, NomadWarning
 from .settings import Settings, resolve
 
@@ -125,10 +126,10 @@ class NomadClient:
     get, put, post and delete return the decoded JSON. `request` returns a `Response`
     with the status, headers and Nomad's metadata as well. Every failure is a NomadError.
 
-    Known limitations: HTTP(S)_PROXY variables are not read (the session ignores the
-    environment so that REQUESTS_CA_BUNDLE and ~/.netrc cannot change what it trusts or
-    sends; reading the proxy variables alone would lift this); timeouts are not retried,
-    so a silent agent costs one timeout, not several.
+    HTTPS_PROXY, HTTP_PROXY and NO_PROXY are read from `environ` as Go reads them (an
+    agent on a loopback address is never proxied); nothing else from requests' view of
+    the environment (REQUESTS_CA_BUNDLE, ~/.netrc) changes what the client trusts or
+    sends. Timeouts are not retried, so a silent agent costs one timeout, not several.
     """
 
     def __init__(self, address: str | None = None, *, region: str | None = None,
@@ -145,18 +146,20 @@ class NomadClient:
                            ca_cert=ca_cert, ca_path=ca_path, client_cert=client_cert,
                            client_key=client_key, tls_server_name=tls_server_name,
                            skip_verify=skip_verify)
-        self._start(settings, timeout, retries, backoff)
+        self._start(settings, timeout, retries, backoff, environ)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, timeout: Timeout = None, retries: int = 3,
-                      backoff: float = 0.2) -> "NomadClient":
-        """A client for settings already resolved, such as the CLI's."""
+                      backoff: float = 0.2,
+                      environ: Mapping[str, str] | None = None) -> "NomadClient":
+        """A client for settings already resolved, such as the CLI's. `environ` (by
+        default os.environ) is read only for the proxy variables."""
         client = cls.__new__(cls)
-        client._start(settings, timeout, retries, backoff)
+        client._start(settings, timeout, retries, backoff, environ)
         return client
 
-    def _start(self, settings: Settings, timeout: Timeout, retries: int,
-               backoff: float) -> None:
+    def _start(self, settings: Settings, timeout: Timeout, retries: int, backoff: float,
+               environ: Mapping[str, str] | None) -> None:
         self.settings = settings
         self.timeout = _timeout_pair(timeout)
         if retries < 0 or backoff < 0:
@@ -186,6 +189,8 @@ class NomadClient:
             session.headers[TOKEN_HEADER] = settings.token
         if settings.http_auth:
             session.auth = settings.http_auth
+        session.proxies = proxies_for(address.url if address.scheme != "unix" else "",
+                                      os.environ if environ is None else environ)
         adapter = TLSAdapter(self._ssl_context, server_name=settings.tls_server_name,
                              verify=not settings.skip_verify)
         session.mount("http://", adapter)

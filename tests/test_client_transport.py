@@ -4,12 +4,15 @@ threads."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from nomadtls import NomadClient
+from nomadtls._transport import proxies_for
 from nomadtls.errors import APIError, ConnectError, ReadTimeout
 from nomadtls.testing import StandInAgent
 
@@ -252,3 +255,64 @@ def test_a_closed_client_reconnects_when_used_again(unix_agent):
 
     assert client.get("/v1/jobs")
     assert len(unix_agent.requests) == 2
+
+
+# ------------------------------------------------------------------ proxies and logs
+
+def test_an_http_proxy_from_the_environment_carries_requests_to_a_remote_agent():
+    seen: list[bytes] = []
+
+    def forward_proxy(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            seen.append(request.split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 2\r\nConnection: close\r\n\r\n[]")
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        thread = threading.Thread(target=forward_proxy, args=(listener,), daemon=True)
+        thread.start()
+        environ = {"NOMAD_ADDR": "http://nomad.example.test:4646",
+                   "http_proxy": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+
+        with NomadClient(environ=environ) as client:
+            assert client.get("/v1/jobs") == []
+        thread.join(timeout=5)
+
+    assert seen == [b"GET http://nomad.example.test:4646/v1/jobs HTTP/1.1"]
+
+
+@pytest.mark.parametrize("url, no_proxy, proxied", [
+    ("https://nomad.example.test:4646", "", True),
+    ("https://nomad.example.test:4646", "example.test", False),
+    ("https://nomad.example.test:4646", ".example.test,other", False),
+    ("https://nomad.example.test:4646", "*", False),
+    ("https://10.1.2.3:4646", "10.0.0.0/8", False),
+    ("https://10.1.2.3:4646", "192.168.0.0/16", True),
+    ("https://127.0.0.1:4646", "", False),
+    ("https://[::1]:4646", "", False),
+    ("https://localhost:4646", "", False),
+])
+def test_which_agents_go_through_the_proxy(url, no_proxy, proxied):
+    environ = {"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": no_proxy}
+
+    assert bool(proxies_for(url, environ)) is proxied
+
+
+def test_each_request_logs_one_debug_line_without_secrets(plain_agent, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    with quick_client(plain_agent.address, token="0ff1ce-secret", region="eu",
+                      http_auth="ops:hunter2") as client:
+        client.get("/v1/jobs")
+
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("nomadtls._")
+            or r.name == "nomadtls.client"]
+    assert ours == [f"GET {plain_agent.address}/v1/jobs -> 200"]
+    for record in caplog.records:
+        assert "0ff1ce-secret" not in record.getMessage()
+        assert "hunter2" not in record.getMessage()
+    assert logging.getLogger("nomadtls").handlers == []
