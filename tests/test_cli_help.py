@@ -159,8 +159,8 @@ def loaded_modules(*argv: str) -> list[str]:
 
 
 @pytest.mark.parametrize("argv", [["status", "-h"], ["--help"], ["keygen", "-h"],
-                                  ["tls", "-h"]], ids=" ".join)
-def test_help_loads_neither_the_network_nor_the_tls_stack_nor_rich(argv):
+                                  ["tls", "-h"], ["status", "-no-such-flag"]], ids=" ".join)
+def test_help_and_usage_errors_load_neither_the_network_nor_tls_nor_rich(argv):
     modules = loaded_modules(*argv)
 
     assert "nomadtls_cli.main" in modules

@@ -112,3 +112,44 @@ def test_coloured_values_keep_the_equals_signs_aligned():
                       status_keys=["Status"])
 
     assert [line.index("=") for line in text.splitlines()] == [7, 7]
+
+
+def test_an_evaluation_lists_its_failed_placements_and_related_evaluations():
+    from nomadtls_cli.render import eval_detail
+
+    text = eval_detail({
+        "ID": "2deb5f06-a100-f01a-3316-5e501a4965e7", "Status": "blocked",
+        "FailedTGAllocs": {"cache": {"NodesEvaluated": 3, "NodesFiltered": 1,
+                                     "NodesExhausted": 2, "CoalescedFailures": 4}},
+        "RelatedEvals": [{"ID": "0f98f7ea-59ae-4d90-d9bd-b8ce80b9e100", "Priority": 50,
+                          "TriggeredBy": "node-drain", "Status": "complete",
+                          "StatusDescription": ""}],
+    })
+
+    assert "Placement Failures = true" in text
+    failed = text.split("\nFailed Placements\n", 1)[1].splitlines()
+    assert failed[0].split()[:4] == ["Task", "Group", "Nodes", "Evaluated"]
+    assert failed[1].split() == ["cache", "3", "1", "2", "5"]
+    assert text.splitlines()[-1].split() == ["0f98f7ea", "50", "node-drain", "complete",
+                                             "<none>"]
+
+
+def test_a_deployment_with_canaries_shows_promotion_columns():
+    from nomadtls_cli.render import deployment_detail
+
+    text = deployment_detail({"ID": "70638f62-5c19-193e-30d6-f9d6e689ab8e", "TaskGroups": {
+        "cache": {"Promoted": False, "DesiredCanaries": 1, "DesiredTotal": 3,
+                  "PlacedAllocs": 1, "HealthyAllocs": 0, "UnhealthyAllocs": 0}}})
+
+    header, row = text.split("\nDeployed\n", 1)[1].splitlines()
+    assert header.split()[:4] == ["Task", "Group", "Promoted", "Desired"]
+    assert row.split() == ["cache", "false", "3", "1", "1", "0", "0", "<none>"]
+
+
+def test_a_job_without_allocations_says_none_were_placed():
+    from nomadtls_cli.render import job_detail
+
+    text = job_detail({"Job": {"ID": "web", "Type": "service"}, "Summary": None,
+                       "LatestDeployment": None, "Allocations": []})
+
+    assert text.endswith("\nAllocations\nNo allocations placed")
