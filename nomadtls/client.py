@@ -17,6 +17,7 @@ import warnings
 from typing import Any, Iterator, Mapping, Sequence, Union
 
 import requests
+import urllib3
 
 from . import __version__
 from ._diagnose import Call, api_error, not_json, nothing_sent, retryable, translate
@@ -238,7 +239,7 @@ class NomadClient:
                 raw = self._session.request(method, url, params=query, json=json,
                                             data=data, headers=headers,
                                             timeout=(connect, read))
-            except requests.RequestException as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 again = retryable(exc) and (method in SAFE_METHODS or nothing_sent(exc))
                 if again and attempt <= self._retries:
                     pause = self._pause(attempt)

@@ -7,7 +7,9 @@ text from `SETTINGS` without paying for requests or cryptography.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
@@ -165,6 +167,10 @@ def parse_address(text: str, origin: str = "the address") -> Address:
     if not host:
         raise ConfigError(f"{origin} {_mask(text)!r} names no host",
                           hint="write it as http://host:port or https://host:port")
+    if not _is_host(host):
+        raise ConfigError(f"{origin} {_mask(text)!r} names the host {host!r}, which is "
+                          "neither an IP address nor a DNS name",
+                          hint="write it as http://host:port or https://host:port")
     if port is None:
         port = 443 if scheme == "https" else 80
     shown_host = f"[{host}]" if ":" in host else host
@@ -173,6 +179,25 @@ def parse_address(text: str, origin: str = "the address") -> Address:
     password = unquote(parts.password) if parts.password is not None else None
     return Address(scheme, base, host=host, port=port,
                    username=username, password=password)
+
+
+def _is_host(host: str) -> bool:
+    """Whether `host` can be connected to: an IP address, or a name whose labels are
+    1 to 63 letters, digits, hyphens or underscores (after IDNA for a non-ASCII name)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    return all(_LABEL.fullmatch(label) for label in labels)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 def _mask(text: str) -> str:

@@ -10,10 +10,11 @@ import warnings
 
 import pytest
 import responses
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from nomadtls import NomadClient, NomadWarning
 from nomadtls.errors import ConfigError, InvalidResponse
-from nomadtls.settings import resolve
+from nomadtls.settings import SETTINGS, resolve
 
 AGENT = "http://nomad.test:4646"
 
@@ -258,3 +259,18 @@ def test_the_client_closes_as_a_context_manager(mocked):
 
     with client() as nomad:
         assert nomad.get("/v1/jobs") == []
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from([s.env for s in SETTINGS]),
+                       st.text(st.characters(exclude_characters="\x00"), max_size=30)))
+def test_any_environment_makes_a_client_or_a_config_error(environ):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NomadWarning)
+        try:
+            client = NomadClient(environ=environ)
+        except ConfigError as error:
+            assert error.message and "\n" not in error.message
+            return
+    assert repr(client).startswith("<NomadClient address=")
+    client.close()

@@ -116,6 +116,13 @@ def test_addresses_nomad_accepts(address, url, socket_path):
     assert parsed.socket_path == socket_path
 
 
+@pytest.mark.parametrize("address", ["http://exa mple:4646", "http://a..b:4646",
+                                     "https://-agent-:4646", "http://[::1:4646"])
+def test_an_address_whose_host_cannot_be_reached_is_a_config_error(address):
+    with pytest.raises(ConfigError, match="NOMAD_ADDR"):
+        resolve({"NOMAD_ADDR": address})
+
+
 def test_an_address_without_scheme_shows_both_forms():
     with pytest.raises(ConfigError) as caught:
         resolve({"NOMAD_ADDR": "10.0.0.5:4646"})
