@@ -342,8 +342,8 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
     if bool(cert) != bool(key):
         have, missing = ("client_cert", "client_key") if cert else ("client_key", "client_cert")
         raise ConfigError(
-            f"a client {'certificate' if cert else 'key'} was given "
-            f"({_origin_label(have, sources[have])}) without its "
+            f"the client {'certificate' if cert else 'key'} {cert or key!r} "
+            f"({_origin_label(have, sources[have])}) was given without its "
             f"{'key' if cert else 'certificate'}",
             hint=f"set {_BY_NAME[missing].spelled()} too, or neither")
 

@@ -149,8 +149,17 @@ def test_a_client_certificate_needs_its_key():
     with pytest.raises(ConfigError) as caught:
         resolve({"NOMAD_CLIENT_CERT": "/etc/nomad/cli.pem"})
 
-    assert "NOMAD_CLIENT_CERT" in caught.value.message
+    assert caught.value.message == ("the client certificate '/etc/nomad/cli.pem' "
+                                    "(NOMAD_CLIENT_CERT) was given without its key")
     assert "NOMAD_CLIENT_KEY" in caught.value.hint and "-client-key" in caught.value.hint
+
+
+def test_a_client_key_needs_its_certificate():
+    with pytest.raises(ConfigError) as caught:
+        resolve({}, origin="flag", client_key="/etc/nomad/cli-key.pem")
+
+    assert "'/etc/nomad/cli-key.pem' (-client-key)" in caught.value.message
+    assert "NOMAD_CLIENT_CERT (-client-cert)" in caught.value.hint
 
 
 def test_a_token_read_with_its_newline_is_trimmed():
