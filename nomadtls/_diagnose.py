@@ -77,7 +77,7 @@ class Call:
         return f" (tried {self.attempts} times)"
 
 
-def _address_hint(call: Call, url: str | None = None, verb: str = "check") -> str:
+def _address_hint(url: str | None = None, verb: str = "check") -> str:
     address = setting_named("address")
     if url is None:
         return f"{verb} {address.spelled()}"
@@ -214,7 +214,7 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
             return _https_at_plain_port(call)
         return errors.ConnectTimeout(
             f"the agent at {call.where} did not complete the TLS handshake within "
-            f"{call.timeout[0]:g} s", hint=_address_hint(call))
+            f"{call.timeout[0]:g} s", hint=_address_hint())
 
     if isinstance(exc, requests.ConnectTimeout):
         return errors.ConnectTimeout(
@@ -236,18 +236,18 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
         return _dropped(exc, call)
     return errors.TransportError(
         f"{call.what} to {call.where} failed: {scrub(_words(exc), settings)}",
-        hint=_address_hint(call) if address.scheme != "unix" else None)
+        hint=_address_hint() if address.scheme != "unix" else None)
 
 
 def _connect_failure(exc: BaseException, call: Call) -> errors.NomadError | None:
     """The error for a connection that could not be made at all, or None."""
     address = call.settings.address
-    if nothing_sent(exc) is False:
+    if not nothing_sent(exc):
         return None
     os_error = next((e for e in _chain(exc) if isinstance(e, OSError)
                      and not isinstance(e, ssl.SSLError) and e.errno is not None), None)
     code = getattr(os_error, "errno", None)
-    hint = _address_hint(call)
+    hint = _address_hint()
 
     if address.scheme == "unix":
         path = address.socket_path
@@ -420,7 +420,7 @@ def _wrong_scheme(call: Call, used: str, right: str, finding: str) -> errors.Pro
     fixed = call.settings.address.url.replace(f"{used}://", f"{right}://", 1)
     return errors.ProtocolMismatch(
         f"the agent at {call.where} {finding}",
-        hint=_address_hint(call, fixed, verb=f"use {right}://: set"))
+        hint=_address_hint(fixed, verb=f"use {right}://: set"))
 
 
 # ---------------------------------------------------------------- second looks
