@@ -8,6 +8,8 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,7 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from typer.testing import CliRunner
 
-from nomadtls_cli.tls import app
+from nomadtls import NomadClient
+from nomadtls.errors import ClientCertificateRequired
+from nomadtls.pki import load_credential
+from nomadtls.testing import Cluster, StandInAgent
+from nomadtls_cli.main import app
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl binary is not here")
@@ -30,7 +36,7 @@ def workdir(tmp_path, monkeypatch):
 
 
 def tls(*args: str):
-    return CliRunner().invoke(app, list(args))
+    return CliRunner().invoke(app, ["tls", *args])
 
 
 def load(path) -> x509.Certificate:
@@ -287,3 +293,64 @@ def test_help_is_shown_with_dash_h(workdir):
     assert result.exit_code == 0
     assert "-additional-ipaddress" in result.stdout
     assert "NOMAD_REGION" in result.stdout
+
+
+# The certificates at work
+
+NOMADTLS = Path(sys.executable).with_name("nomadtls")
+
+
+def make_cluster_files(*extra: str) -> None:
+    for args in (["ca", "create"], ["cert", "create", "-server", *extra],
+                 ["cert", "create", "-cli"]):
+        assert tls(*args).exit_code == 0
+
+
+def serve(workdir, server_files=("global-server-nomad.pem", "global-server-nomad-key.pem")):
+    """A stand-in agent with the commands' server certificate that demands a client
+    certificate from their CA, as an agent with verify_https_client does."""
+    ca = load_credential(workdir / "nomad-agent-ca.pem", workdir / "nomad-agent-ca-key.pem")
+    server = load_credential(*(workdir / name for name in server_files))
+    return StandInAgent(Cluster.sample(), tls=server, client_ca=ca)
+
+
+def test_the_commands_certificates_carry_a_mutual_tls_request(workdir):
+    make_cluster_files()
+
+    with serve(workdir) as agent:
+        client = NomadClient(agent.address, ca_cert="nomad-agent-ca.pem",
+                             client_cert="global-cli-nomad.pem",
+                             client_key="global-cli-nomad-key.pem", environ={})
+        leader = client.get("/v1/status/leader")
+        presented = agent.requests[-1].client_cert
+
+    assert leader == "127.0.0.1:4647"
+    assert dict(field[0] for field in presented["subject"])["commonName"] == (
+        "cli.global.nomad")
+
+
+@pytest.mark.skipif(not NOMADTLS.exists(), reason="the nomadtls script is not installed")
+def test_nomadtls_status_reaches_an_agent_over_mutual_tls_with_them(workdir):
+    make_cluster_files("-region", "eu")
+
+    with serve(workdir, ("eu-server-nomad.pem", "eu-server-nomad-key.pem")) as agent:
+        env = {**os.environ, "NOMAD_ADDR": agent.address,
+               "NOMAD_CACERT": "nomad-agent-ca.pem",
+               "NOMAD_CLIENT_CERT": "global-cli-nomad.pem",
+               "NOMAD_CLIENT_KEY": "global-cli-nomad-key.pem",
+               "NOMAD_TLS_SERVER_NAME": "server.eu.nomad"}
+        done = subprocess.run([str(NOMADTLS), "status"], env=env, cwd=workdir,
+                              capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].split()[:2] == ["ID", "Type"]
+
+
+def test_without_the_cli_certificate_the_same_agent_refuses(workdir):
+    make_cluster_files()
+
+    with serve(workdir) as agent:
+        client = NomadClient(agent.address, ca_cert="nomad-agent-ca.pem", environ={},
+                             retries=0)
+        with pytest.raises(ClientCertificateRequired):
+            client.get("/v1/status/leader")
