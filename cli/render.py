@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+import time
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 __all__ = ["Paint", "use_color", "table", "key_values", "iso_time", "short_id",
@@ -16,6 +16,7 @@ __all__ = ["Paint", "use_color", "table", "key_values", "iso_time", "short_id",
 
 NONE = "<none>"  # what an empty cell or value reads as
 SHORT = 8  # UUIDs are shown by their first 8 characters unless -verbose
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 _GOOD = {"running", "successful", "complete", "ready", "eligible", "healthy"}
 _WAITING = {"pending", "blocked", "paused", "initializing", "queued", "draining"}
@@ -67,7 +68,9 @@ class Paint:
 
 
 def _cell(value: Any) -> str:
-    if value is None or value == "" or value == []:
+    if value.__class__ is str:  # the common case first: lists can have 20,000 rows
+        return value or NONE
+    if value is None or value == []:
         return NONE
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -78,14 +81,14 @@ def _cell(value: Any) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Columns left-aligned, two spaces apart, empty cells as <none>; no trailing space."""
-    lines = [list(header)] + [[_cell(value) for value in row] for row in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    last = len(header) - 1
-    out = []
-    for line in lines:
-        padded = [cell.ljust(widths[i]) for i, cell in enumerate(line[:last])]
-        out.append("  ".join(padded + [line[last]]).rstrip())
-    return "\n".join(out)
+    return _columns([list(header)] + [[_cell(value) for value in row] for row in rows])
+
+
+def _columns(lines: list[list[str]]) -> str:
+    """Lines of text cells as aligned columns: the width of each is its longest cell."""
+    widths = [max(map(len, column)) for column in zip(*lines)]
+    template = "  ".join(f"{{:<{width}}}" for width in widths[:-1]) + "  {}"
+    return "\n".join([template.format(*line).rstrip() for line in lines])
 
 
 def key_values(pairs: Sequence[tuple[str, Any]], paint: Paint | None = None,
@@ -109,18 +112,21 @@ def iso_time(value: Any) -> str:
     Nomad sends times as nanoseconds since the epoch, or as RFC 3339 text; zero, Go's zero
     time and nothing all read as <none>.
     """
+    if value.__class__ is int and value > 0:
+        return time.strftime(_ISO, time.gmtime(value // 1_000_000_000))
     if value in (None, "", 0) or str(value).startswith("0001-01-01"):
         return NONE
     if isinstance(value, str):
+        from datetime import datetime, timezone
+
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(timezone.utc)
-        return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
-    seconds = int(value) // 1_000_000_000
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return parsed.strftime(_ISO)
+    return time.strftime(_ISO, time.gmtime(int(value) // 1_000_000_000))
 
 
 def short_id(value: Any, verbose: bool = False) -> str:
@@ -141,17 +147,21 @@ def _job_type(stub: Mapping[str, Any]) -> str:
         kind += "/periodic"
     if stub.get("ParameterizedJob"):
         kind += "/parameterized"
-    return kind
+    return kind or NONE
 
 
 def _job_status(stub: Mapping[str, Any]) -> str:
-    status = stub.get("Status") or ""
+    status = stub.get("Status") or NONE
     return f"{status} (stopped)" if stub.get("Stop") else status
 
 
 def job_list(jobs: Sequence[Mapping[str, Any]], all_namespaces: bool = False) -> str:
     """The job list of `nomad status`; a Namespace column follows ID when listing every
-    namespace. No jobs reads `No running jobs`."""
+    namespace. No jobs reads `No running jobs`.
+
+    Lists run to tens of thousands of jobs, so each row is built as text directly rather
+    than through `table`'s conversion of every cell.
+    """
     if not jobs:
         return "No running jobs"
     header = ["ID", "Type", "Priority", "Status", "Submit Date"]
@@ -159,12 +169,14 @@ def job_list(jobs: Sequence[Mapping[str, Any]], all_namespaces: bool = False) ->
         header.insert(1, "Namespace")
     rows = []
     for stub in jobs:
-        row = [stub.get("ID"), _job_type(stub), stub.get("Priority"), _job_status(stub),
+        priority = stub.get("Priority")
+        row = [stub.get("ID") or NONE, _job_type(stub),
+               NONE if priority is None else str(priority), _job_status(stub),
                iso_time(stub.get("SubmitTime"))]
         if all_namespaces:
-            row.insert(1, stub.get("Namespace"))
+            row.insert(1, stub.get("Namespace") or NONE)
         rows.append(row)
-    return table(header, rows)
+    return _columns([header, *rows])
 
 
 # -- detail views ------------------------------------------------------------------------
