@@ -13,7 +13,7 @@ from typing import Any
 
 import typer.core
 
-from nomadtls.settings import SETTINGS, Setting
+from nomadtls.settings import SETTINGS
 
 from .options import CONNECTION_PANEL
 
@@ -31,15 +31,8 @@ _NO_COLOR = ("NO_COLOR", "Any value turns colour off, as NOMAD_CLI_NO_COLOR does
 
 def environment_rows() -> list[tuple[str, str]]:
     """Each registry variable as (name and flag, meaning and default), in registry order."""
-    rows = []
-    for setting in SETTINGS:
-        term = f"{setting.env} ({setting.flag})" if setting.flag else setting.env
-        rows.append((term, f"{setting.help} Default: {_default(setting)}."))
-    return rows
-
-
-def _default(setting: Setting) -> str:
-    return setting.default or "none"
+    return [(setting.spelled(), f"{setting.help} Default: {setting.default or 'none'}.")
+            for setting in SETTINGS]
 
 
 def _option_record(param: Any, ctx: Any) -> tuple[str, str] | None:
