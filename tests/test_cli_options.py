@@ -170,3 +170,43 @@ def test_a_command_without_a_connection_parameter_is_refused():
 
     with pytest.raises(TypeError, match="connection"):
         connection_options(broken)
+
+
+# -- arbitrary input ---------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from nomadtls.testing import StandInAgent  # noqa: E402
+from nomadtls_cli.main import app  # noqa: E402
+
+# Every option of `status` but -address, whose arbitrary values could name real hosts.
+WORDS = ["-verbose", "-json", "--json", "-debug", "-region", "-namespace", "-token",
+         "-ca-cert", "-ca-path", "-client-cert", "-client-key", "-tls-server-name",
+         "-tls-skip-verify", "-insecure", "-no-color", "-force-color", "--", "-h"]
+
+
+@pytest.fixture(scope="module")
+def shared_agent():
+    with StandInAgent() as agent:
+        yield agent
+
+
+# What a process can receive as an argument or a variable's value: text without NUL.
+TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=10)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(st.one_of(st.sampled_from(WORDS), TEXT), max_size=6), skip=TEXT)
+def test_arbitrary_arguments_end_in_an_exit_code_never_a_traceback(shared_agent, words,
+                                                                   skip):
+    env = {"NOMAD_ADDR": shared_agent.address, "NOMAD_SKIP_VERIFY": skip}
+
+    result = CliRunner().invoke(app, ["status", *words], env=env)
+
+    assert result.exit_code in (0, 1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        repr(result.exception))
+    assert "Traceback" not in result.stderr or "-debug" in words
+    assert "Error: unexpected" not in result.stderr  # every failure has its diagnosis
