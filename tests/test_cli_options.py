@@ -9,11 +9,15 @@ import warnings
 
 import pytest
 import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nomadtls.errors import ConfigError, NomadWarning, ServerNameMismatch
 from nomadtls.settings import SETTINGS
+from nomadtls.testing import StandInAgent
 from nomadtls_cli.help import NomadGroup
+from nomadtls_cli.main import app
 from nomadtls_cli.options import Connection, connection_options, make_client, print_error
 
 VALUED = [s for s in SETTINGS if s.flag and s.kind not in ("bool", "flag")]
@@ -84,12 +88,12 @@ def test_the_settings_a_client_gets_take_the_flag_over_the_variable(monkeypatch)
     connection = Connection({"address": "https://from-flag.example:4646"})
 
     with make_client(connection) as client:
-        settings = client.settings
+        resolved = client.settings
 
-    assert settings.address.url == "https://from-flag.example:4646"
-    assert settings.source("address") == "flag"
-    assert settings.region == "eu" and settings.source("region") == "NOMAD_REGION"
-    assert settings.source("namespace") == "default"
+    assert resolved.address.url == "https://from-flag.example:4646"
+    assert resolved.source("address") == "flag"
+    assert resolved.region == "eu" and resolved.source("region") == "NOMAD_REGION"
+    assert resolved.source("namespace") == "default"
 
 
 def test_the_colour_flags_reach_the_resolved_settings(monkeypatch):
@@ -173,12 +177,6 @@ def test_a_command_without_a_connection_parameter_is_refused():
 
 
 # -- arbitrary input ---------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from nomadtls.testing import StandInAgent  # noqa: E402
-from nomadtls_cli.main import app  # noqa: E402
 
 # Every option of `status` but -address, whose arbitrary values could name real hosts.
 WORDS = ["-verbose", "-json", "--json", "-debug", "-region", "-namespace", "-token",
