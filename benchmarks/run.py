@@ -44,7 +44,7 @@ WARM_UP_REQUESTS = 50
 
 # Runs per row in one benchmark: sized so that the whole run takes a few minutes on two
 # busy cores. `--quick` divides them for a smoke run.
-REPEATS = {"start-up": 15, "many": 7, "keep-alive": 5}
+REPEATS = {"start-up": 21, "many": 9, "keep-alive": 7}
 
 PYTHON_NOMAD_ONE_LINER = (
     "import nomad, sys; h, p, ca = sys.argv[1:]; "
