@@ -463,6 +463,18 @@ def venv_python_version() -> str:
     return platform.python_version()
 
 
+def revision() -> str:
+    """The commit measured, and whether the project's files differ from it."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *PROJECT_FILES],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return commit + (" with uncommitted changes" if dirty else "")
+
+
 def load_average() -> str:
     with contextlib.suppress(OSError):
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -473,7 +485,7 @@ def report(rows: list[Row], started: str, load_before: str, repeats: dict) -> st
     by_key = {row.key: row for row in rows}
     info = machine()
     out = [
-        f"nomadtls benchmark, {started}",
+        f"nomadtls benchmark, {started}, nomadtls at {revision()}",
         f"machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}; "
         f"{info['os']}",
         f"load average (1, 5, 15 min): {load_before} before, {load_average()} after",
