@@ -18,6 +18,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from typing import Iterator, Mapping
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,12 +27,14 @@ from ._tls import build_context
 from .settings import Settings, setting_named
 
 __all__ = ["Call", "translate", "api_error", "not_json", "retryable", "nothing_sent",
-           "suggest_server_name", "scrub"]
+           "refused", "suggest_server_name", "scrub"]
 
 log = logging.getLogger(__name__)
 
 # What Go's TLS listener answers to plain HTTP.
 GO_PLAINTEXT_REPLY = "Client sent an HTTP request to an HTTPS server."
+# What Go's HTTP server answers for a path that no route serves.
+GO_NO_ROUTE = "404 page not found"
 
 # OpenSSL reasons when the other end does not speak TLS at all.
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
@@ -161,6 +164,19 @@ def nothing_sent(exc: BaseException) -> bool:
     return _first(exc, NewConnectionError) is not None
 
 
+def _os_error(exc: BaseException) -> OSError | None:
+    """The operating system's own error in the chain (not ssl's), or None."""
+    return next((e for e in _chain(exc) if isinstance(e, OSError)
+                 and not isinstance(e, ssl.SSLError) and e.errno is not None), None)
+
+
+def refused(exc: BaseException) -> bool:
+    """True when nothing accepted the connection: the port or the socket file is there,
+    but no agent listens on it."""
+    error = _os_error(exc) if nothing_sent(exc) else None
+    return getattr(error, "errno", None) == errno.ECONNREFUSED
+
+
 def retryable(exc: BaseException) -> bool:
     """Whether a failed read is worth another try: a refused, reset or dropped connection.
 
@@ -244,8 +260,7 @@ def _connect_failure(exc: BaseException, call: Call) -> errors.NomadError | None
     address = call.settings.address
     if not nothing_sent(exc):
         return None
-    os_error = next((e for e in _chain(exc) if isinstance(e, OSError)
-                     and not isinstance(e, ssl.SSLError) and e.errno is not None), None)
+    os_error = _os_error(exc)
     code = getattr(os_error, "errno", None)
     hint = _address_hint()
 
@@ -316,7 +331,7 @@ def _verification_failure(error: ssl.SSLCertVerificationError, call: Call) -> er
             f"the agent's certificate{issuer} is not signed by a CA this client trusts "
             f"({_trusted(settings)})",
             hint=f"set {setting_named('ca_cert').spelled()} to the PEM file of the CA that "
-                 "signed the agent's certificate (nomad-agent-ca.pem)")
+                 "signed it (nomad-agent-ca.pem)")
     message = getattr(error, "verify_message", None) or _words(error)
     return errors.TLSError(
         f"the agent's certificate at {call.where} failed verification: {message}",
@@ -529,8 +544,8 @@ def api_error(status: int, headers: Mapping[str, str], body: str,
                     f"{setting_named('http_auth').spelled('user:password')} or put "
                     "user:password@ in the address")
         elif settings.token:
-            hint = (f"the token from {settings.label('token')} is unknown, expired, or "
-                    "lacks a policy that allows this; use one that has it")
+            hint = (f"the token from {settings.label('token')} is unknown or expired, or "
+                    "lacks a policy that allows this call")
         else:
             hint = f"no ACL token was sent; set {token.spelled()}"
         return errors.PermissionDenied(
@@ -538,7 +553,7 @@ def api_error(status: int, headers: Mapping[str, str], body: str,
             status=status, body=body, hint=hint)
     if status == 404:
         return errors.NotFound(f"{call.what} found nothing (404){quoted}",
-                               status=status, body=body)
+                               status=status, body=body, hint=_no_route(said, settings))
     hint = None
     if status == 429:
         hint = f"the agent limits the request rate{call.retried()}; try again later"
@@ -547,6 +562,18 @@ def api_error(status: int, headers: Mapping[str, str], body: str,
                 "try again later")
     return errors.APIError(f"the agent answered {call.what} with {status}{quoted}",
                            status=status, body=body, hint=hint)
+
+
+def _no_route(said: str, settings: Settings) -> str | None:
+    """The hint for a 404: none for an object that is not there, but when the agent knows
+    no such path (Go's own answer), the address's path or the agent's age is to blame."""
+    if said != GO_NO_ROUTE:
+        return None
+    prefix = urlsplit(settings.address.url).path
+    if prefix:
+        return (f"the agent serves no such path: check the path {prefix!r} in "
+                f"{setting_named('address').spelled()}")
+    return "the agent serves no such path; it may be older than this call needs"
 
 
 def not_json(content: bytes, call: Call) -> errors.InvalidResponse:

@@ -154,8 +154,8 @@ def _load_client_certificate(context: ssl.SSLContext, settings: Settings) -> Non
         if "KEY_VALUES_MISMATCH" in str(exc):
             cert_label, key_label = settings.label("client_cert"), settings.label("client_key")
             raise ConfigError(
-                f"the client certificate {settings.client_cert!r} ({cert_label}) and the "
-                f"client key {settings.client_key!r} ({key_label}) do not belong together",
+                f"the client certificate {settings.client_cert!r} ({cert_label}) and key "
+                f"{settings.client_key!r} ({key_label}) do not belong together",
                 hint="give the key that was made with this certificate") from None
         raise _file_error(settings, "client_key", settings.client_key,
                           f"cannot be loaded with its certificate ({_reason(exc)})") from None

@@ -20,7 +20,8 @@ import requests
 import urllib3
 
 from . import __version__
-from ._diagnose import Call, api_error, not_json, nothing_sent, retryable, translate
+from ._diagnose import (Call, api_error, not_json, nothing_sent, refused, retryable,
+                        translate)
 from ._tls import build_context
 from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter, proxies_for
 from .errors import ConfigError, InvalidResponse, NomadWarning
@@ -122,7 +123,9 @@ class NomadClient:
     (connect, read) pair; by default 10 s and 60 s. Reads (GET, HEAD) are tried
     `retries` more times after a dropped or refused connection or a 429, 502, 503 or
     504 answer, pausing `backoff` seconds, doubled each time (or as Retry-After asks, up
-    to 10 s); writes only when the connection was refused before anything was sent.
+    to 10 s); writes only when the connection was refused before anything was sent. A
+    refused connection is tried again only after the agent has answered this client once
+    (a restart); before that it is reported at once, as Nomad's client does.
 
     get, put, post and delete return the decoded JSON. `request` returns a `Response`
     with the status, headers and Nomad's metadata as well. Every failure is a NomadError.
@@ -167,15 +170,15 @@ class NomadClient:
             raise ConfigError("retries and backoff cannot be negative")
         self._retries = int(retries)
         self._backoff = float(backoff)
+        self._reached = False  # whether the agent has answered this client yet
 
         for text in settings.warnings:
             warnings.warn(text, NomadWarning, stacklevel=3)
         address = settings.address
         if settings.skip_verify and address.scheme != "unix":
             warnings.warn(
-                f"TLS verification is off ({settings.label('skip_verify')}): the agent's "
-                "certificate and name are not checked, so anyone on the path can pose "
-                "as the agent", NomadWarning, stacklevel=3)
+                f"TLS verification is off ({settings.label('skip_verify')}): anyone on the "
+                "path can pose as the agent", NomadWarning, stacklevel=3)
 
         self._context: ssl.SSLContext | None = None
         self._context_lock = threading.Lock()
@@ -189,7 +192,8 @@ class NomadClient:
         if settings.token:
             session.headers[TOKEN_HEADER] = settings.token
         if settings.http_auth:
-            session.auth = settings.http_auth
+            # As UTF-8, as Go sends it: requests would encode text as Latin-1 and fail.
+            session.auth = tuple(part.encode("utf-8") for part in settings.http_auth)
         session.proxies = proxies_for(address.url if address.scheme != "unix" else "",
                                       os.environ if environ is None else environ)
         adapter = TLSAdapter(self._ssl_context, server_name=settings.tls_server_name,
@@ -240,7 +244,12 @@ class NomadClient:
                                             data=data, headers=headers,
                                             timeout=(connect, read))
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                again = retryable(exc) and (method in SAFE_METHODS or nothing_sent(exc))
+                # A refused connection is tried again only once the agent has answered
+                # this client: then it is most likely restarting, and the few tries (within
+                # `retries` and MAX_PAUSE) ride that out. Before that, nothing listening is
+                # the likelier cause, and Nomad's own client reports it at once.
+                again = (retryable(exc) and (method in SAFE_METHODS or nothing_sent(exc))
+                         and (self._reached or not refused(exc)))
                 if again and attempt <= self._retries:
                     pause = self._pause(attempt)
                     log.debug("%s %s%s failed (%s); trying again in %.2f s",
@@ -252,6 +261,7 @@ class NomadClient:
                           type(exc).__name__)
                 raise translate(exc, call) from exc
 
+            self._reached = True
             log.debug("%s %s%s -> %d", method, self.settings.address, shown_path,
                       raw.status_code)
             if (raw.status_code in RETRY_STATUSES and method in SAFE_METHODS

@@ -313,9 +313,10 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
         if setting.kind == "bool":
             parsed = parse_bool(raw.strip())
             if parsed is None:
+                shown = raw if len(raw) <= 20 else raw[:17] + "..."
                 warnings.append(
-                    f"{setting.env}={raw!r} is not a boolean, so it is ignored and "
-                    f"certificates are verified; use one of {', '.join(BOOL_WORDS)}")
+                    f"{setting.env}={shown!r} is not a boolean, so certificates are "
+                    f"verified; use one of {', '.join(BOOL_WORDS)}")
                 sources[setting.name] = "default"
                 continue
             value = parsed
@@ -330,6 +331,15 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
 
     if "token" in values:
         values["token"] = _check_token(values["token"], sources["token"])
+    for name in ("region", "namespace", "tls_server_name"):
+        if name in values:
+            _check_utf8(name, values[name], sources[name])
+    server_name = values.get("tls_server_name")
+    if server_name is not None and not _is_host(server_name):
+        raise ConfigError(
+            f"{_origin_label('tls_server_name', sources['tls_server_name'])} "
+            f"{server_name!r} is neither a DNS name nor an IP address",
+            hint="give a name the agent's certificate holds, such as server.global.nomad")
 
     address_origin = _origin_label("address", sources.get("address", "default"))
     address = parse_address(values.get("address", DEFAULT_ADDRESS), address_origin)
@@ -337,6 +347,8 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
     if address.username is not None:
         http_auth = (address.username, address.password or "")
         sources["http_auth"] = sources.get("address", "default")
+    if http_auth is not None:
+        _check_utf8("http_auth", http_auth, sources["http_auth"])
 
     cert, key = values.get("client_cert"), values.get("client_key")
     if bool(cert) != bool(key):
@@ -374,6 +386,19 @@ def _check_token(token: str, source: str) -> str:
             "break or a character outside printable ASCII",
             hint="a token is its SecretID, such as 3f0c2f9e-...: check what was copied")
     return token
+
+
+def _check_utf8(name: str, value: Any, source: str) -> None:
+    """Refuse a value that holds bytes which are not UTF-8 (a variable set from such bytes
+    reaches Python as lone surrogates): no header, query or server name can carry it.
+    The value is not shown, as it may be a password."""
+    texts = value if isinstance(value, tuple) else (value,)
+    try:
+        for text in texts:
+            str(text).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{_origin_label(name, source)} holds bytes that are not UTF-8 "
+                          "text", hint="set it again as plain text") from None
 
 
 def _given_bool(setting: Setting, text: str, origin: str) -> bool:

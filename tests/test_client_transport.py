@@ -188,15 +188,27 @@ def test_a_write_is_not_sent_again_after_a_dropped_connection(plain_agent):
     assert len(plain_agent.requests) == 1
 
 
-def test_a_write_is_tried_again_when_the_connection_was_refused():
+def test_a_refused_connection_is_reported_at_once_until_the_agent_has_answered():
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]  # a port nothing listens on once closed
 
-    with quick_client(f"http://127.0.0.1:{port}", retries=2) as client:
+    with quick_client(f"http://127.0.0.1:{port}", retries=3) as client:
+        with pytest.raises(ConnectError) as caught:
+            client.get("/v1/jobs")
+
+    assert caught.value.message.endswith("connection refused")  # no "(tried 4 times)"
+
+
+def test_once_the_agent_has_answered_a_refused_write_is_tried_again(cluster):
+    agent = StandInAgent(cluster).start()
+    with quick_client(agent.address, retries=2) as client:
+        client.get("/v1/jobs")
+        agent.stop()  # as when it restarts: now nothing listens on its port
+
         with pytest.raises(ConnectError) as caught:
             client.post("/v1/jobs", {"Job": {}})
 
-    assert "tried 3 times" in caught.value.message
+    assert "connection refused (tried 3 times)" in caught.value.message
 
 
 def test_a_silent_agent_meets_the_read_timeout(plain_agent):
@@ -230,7 +242,7 @@ def test_sixteen_threads_share_one_client(cluster, pki):
         with quick_client(agent.address, ca_cert=pki.ca_file) as client:
             for path in expected:
                 expected[path] = client.get(path)
-            paths = list(expected) * 25  # 100 requests per thread
+            paths = list(expected) * 32  # 128 requests per thread, 2,048 in all
 
             def worker(offset: int) -> int:
                 wrong = 0

@@ -210,6 +210,8 @@ def test_any_environment_resolves_or_raises_config_error(environ):
 def test_a_flag_beats_the_variable_whatever_their_values(setting, flag_value, env_value):
     if setting.name == "address":
         flag_value, env_value = f"http://flag{len(flag_value)}", f"http://env{len(env_value)}"
+    elif setting.name == "tls_server_name":  # a name a certificate can hold
+        flag_value, env_value = f"flag{len(flag_value)}.nomad", f"env{len(env_value)}.nomad"
 
     environ = {setting.env: env_value}
     if setting.name in ("client_cert", "client_key"):  # one needs the other
