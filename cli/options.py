@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
+import textwrap
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -31,6 +33,9 @@ __all__ = ["Connection", "connection_options", "make_client", "print_error",
 
 # The help text groups the options whose click parameter carries this panel name.
 CONNECTION_PANEL = "Connection Options"
+
+# The most lines a failure takes on stderr, warnings included: what failed, what to change.
+MAX_LINES = 4
 
 # Hidden spellings Nomad also accepts, as setting name -> extra flag.
 _ALIASES = {"skip_verify": "-insecure"}
@@ -178,24 +183,62 @@ def make_client(connection: Connection, **options: Any) -> NomadClient:
     return NomadClient.from_settings(connection.settings(), **options)
 
 
-def print_error(error: NomadError, file: TextIO | None = None) -> None:
+def print_error(error: NomadError, file: TextIO | None = None, *, lines: int = MAX_LINES
+                ) -> None:
     """Print `error` as the CLI shows every failure: `Error: <message>`, then its hint (what
-    to change) on the next line when it has one. Never a traceback; the library keeps
-    secrets out of both texts."""
+    to change) from a line of its own when it has one. Never a traceback; the library keeps
+    secrets out of both texts.
+
+    Both are wrapped to the terminal (see `_width`), continuation lines indented two spaces,
+    in at most `lines` lines (never fewer than one for each).
+    """
     out = file if file is not None else sys.stderr
-    print(f"Error: {_one_line(error.message)}", file=out)
+    parts = [f"Error: {_one_line(error.message)}"]
     if error.hint:
         hint = _one_line(error.hint)
-        print(hint[:1].upper() + hint[1:], file=out)
+        parts.append(hint[:1].upper() + hint[1:])
+    _print(parts, lines, out)
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _show_warning(message: Any, category: type, filename: str, lineno: int,
-                  file: TextIO | None = None, line: str | None = None) -> None:
-    print(f"Warning: {_one_line(str(message))}", file=sys.stderr)
+def _print(parts: list[str], lines: int, out: TextIO) -> int:
+    """Print `parts` wrapped by `_fit` to the width of `out`; returns the lines printed."""
+    fitted = _fit(parts, _width(out), lines)
+    for line in fitted:
+        print(line, file=out)
+    return len(fitted)
+
+
+def _width(stream: TextIO) -> int:
+    """The columns to wrap at: COLUMNS, else the terminal's width, else 100 for output that
+    goes to no terminal; never fewer than 60, never more than 100, the widest that reads
+    well."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        width = int(columns)
+    else:
+        try:
+            width = os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 100
+        except (AttributeError, OSError, ValueError):  # a stream without a descriptor
+            width = 100
+    return max(60, min(width, 100))
+
+
+def _fit(parts: list[str], width: int, lines: int) -> list[str]:
+    """Each part wrapped at `width`, in `lines` lines at most: while there are more, the part
+    that takes the most lines loses its last break, since a long line is better than a lost
+    word. Words are never split, so that a path or a URL stays whole."""
+    wrapped = [textwrap.wrap(part, width, subsequent_indent="  ", break_long_words=False,
+                             break_on_hyphens=False) or [""] for part in parts]
+    while sum(map(len, wrapped)) > lines:
+        longest = max(wrapped, key=len)
+        if len(longest) == 1:
+            break
+        longest[-2:] = [f"{longest[-2]} {longest[-1].lstrip()}"]
+    return [line for part in wrapped for line in part]
 
 
 @contextmanager
@@ -205,11 +248,19 @@ def reported_errors(debug: bool = False) -> Iterator[None]:
     A `NomadError` is printed by `print_error`; any other exception as one line naming it
     as unexpected. Both end the command with exit 1, and with `debug` the traceback comes
     first. Typer's own exits and usage errors pass through. Warnings (such as the library's
-    NomadWarning when verification is skipped) each become one `Warning:` line on stderr.
+    NomadWarning when verification is skipped) each become a `Warning:` line on stderr, two
+    at most; together with the error that follows, stderr holds at most MAX_LINES lines.
     """
+    printed = 0
+
+    def show_warning(message: Any, category: type, filename: str, lineno: int,
+                     file: TextIO | None = None, line: str | None = None) -> None:
+        nonlocal printed
+        printed += _print([f"Warning: {_one_line(str(message))}"], 2, sys.stderr)
+
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        warnings.showwarning = _show_warning
+        warnings.showwarning = show_warning
         try:
             yield
         except (typer.Exit, typer.Abort, typer.TyperException):
@@ -217,7 +268,7 @@ def reported_errors(debug: bool = False) -> Iterator[None]:
         except NomadError as error:
             if debug:
                 traceback.print_exc()
-            print_error(error)
+            print_error(error, lines=MAX_LINES - printed)
             raise typer.Exit(1) from None
         except Exception as error:  # the last line of defence: no traceback unless asked
             if debug:

@@ -14,9 +14,9 @@ from nomadtls.testing import Cluster, LocalPKI, StandInAgent
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
-    """Remove every NOMAD_* variable and NO_COLOR, so the developer's shell never leaks in."""
+    """Remove every NOMAD_* variable, NO_COLOR and COLUMNS: the developer's shell never leaks in."""
     for name in list(os.environ):
-        if name.startswith("NOMAD_") or name == "NO_COLOR":
+        if name.startswith("NOMAD_") or name in ("NO_COLOR", "COLUMNS"):
             monkeypatch.delenv(name)
 
 
