@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import errors
-from ._tls import build_context
+from ._peer import CertificateSummary, connect, handshake, unverified_context
 from .settings import Settings, setting_named
 
 __all__ = ["Call", "translate", "api_error", "not_json", "retryable", "nothing_sent",
@@ -319,14 +319,15 @@ def _verification_failure(error: ssl.SSLCertVerificationError, call: Call) -> er
     settings = call.settings
     code = getattr(error, "verify_code", None)
     der, _ = _handshake(call)
-    facts = _certificate_facts(der) if der else None
+    leaf = _summary(der)
 
     if code in _NAME_MISMATCH:
-        return _name_mismatch(call, facts)
+        return _name_mismatch(call, leaf)
     if code in (_EXPIRED, _NOT_YET_VALID):
-        return _expired(call, facts, code)
+        return _expired(call, leaf, code)
     if code in _UNKNOWN_ISSUER:
-        issuer = f" (issued by {facts.issuer!r})" if facts and facts.issuer else ""
+        issuer = leaf and (leaf.issuer_common_name or leaf.issuer)
+        issuer = f" (issued by {issuer!r})" if issuer else ""
         return errors.UnknownAuthority(
             f"the agent's certificate{issuer} is not signed by a CA this client trusts "
             f"({_trusted(settings)})",
@@ -346,7 +347,8 @@ def _trusted(settings: Settings) -> str:
     return "certifi's public roots, as no CA file is set"
 
 
-def _name_mismatch(call: Call, facts: "_Facts | None") -> errors.ServerNameMismatch:
+def _name_mismatch(call: Call, leaf: CertificateSummary | None
+                   ) -> errors.ServerNameMismatch:
     settings = call.settings
     server_name = setting_named("tls_server_name")
     if settings.tls_server_name:
@@ -355,20 +357,20 @@ def _name_mismatch(call: Call, facts: "_Facts | None") -> errors.ServerNameMisma
     else:
         checked = settings.address.host or "localhost"
         origin = f"the host in {settings.label('address')}"
-    if facts is None or not facts.names:
+    if leaf is None or not leaf.names:
         return errors.ServerNameMismatch(
             f"the agent's certificate is not valid for {checked!r} ({origin})",
             hint=f"set {server_name.spelled()} to a name the certificate holds",
             checked=checked)
-    suggestion = suggest_server_name(facts.names, settings.region)
+    suggestion = suggest_server_name(leaf.names, settings.region)
     if suggestion is not None and suggestion != checked:
         hint = f"set {server_name.spelled(suggestion)}"
     else:
-        hint = f"connect with a name or address the certificate holds: {', '.join(facts.names)}"
+        hint = f"connect with a name or address the certificate holds: {', '.join(leaf.names)}"
     return errors.ServerNameMismatch(
-        f"the agent's certificate is valid for {', '.join(facts.names)}, "
+        f"the agent's certificate is valid for {', '.join(leaf.names)}, "
         f"not {checked!r} ({origin})",
-        hint=hint, names=tuple(facts.names), checked=checked)
+        hint=hint, names=tuple(leaf.names), checked=checked)
 
 
 def suggest_server_name(names: list[str] | tuple[str, ...],
@@ -387,16 +389,17 @@ def suggest_server_name(names: list[str] | tuple[str, ...],
     return others[0] if others else None
 
 
-def _expired(call: Call, facts: "_Facts | None", code: int) -> errors.CertificateExpired:
+def _expired(call: Call, leaf: CertificateSummary | None, code: int
+             ) -> errors.CertificateExpired:
     now = _dt.datetime.now(_dt.timezone.utc)
-    if facts is not None and code == _EXPIRED and facts.not_after < now:
+    if leaf is not None and code == _EXPIRED and leaf.not_after < now:
         return errors.CertificateExpired(
-            f"the agent's certificate expired on {_when(facts.not_after)}",
+            f"the agent's certificate expired on {_when(leaf.not_after)}",
             hint="the agent needs a renewed certificate; if it is new, check this "
                  "machine's clock")
-    if facts is not None and code == _NOT_YET_VALID and facts.not_before > now:
+    if leaf is not None and code == _NOT_YET_VALID and leaf.not_before > now:
         return errors.CertificateExpired(
-            f"the agent's certificate is not valid before {_when(facts.not_before)}",
+            f"the agent's certificate is not valid before {_when(leaf.not_before)}",
             hint="check this machine's clock")
     late = "has expired" if code == _EXPIRED else "is not valid yet"
     return errors.CertificateExpired(
@@ -440,31 +443,12 @@ def _wrong_scheme(call: Call, used: str, right: str, finding: str) -> errors.Pro
 
 # ---------------------------------------------------------------- second looks
 
-@dataclass(frozen=True)
-class _Facts:
-    names: list[str]
-    issuer: str | None
-    not_before: _dt.datetime
-    not_after: _dt.datetime
-
-
-def _certificate_facts(der: bytes) -> _Facts | None:
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
+def _summary(der: bytes | None) -> CertificateSummary | None:
+    """The agent's certificate, read from a second look; None when there is none to read."""
     try:
-        cert = x509.load_der_x509_certificate(der)
+        return CertificateSummary.from_der(der) if der else None
     except ValueError:
         return None
-    try:
-        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [*alt.get_values_for_type(x509.DNSName),
-                 *(str(ip) for ip in alt.get_values_for_type(x509.IPAddress))]
-    except x509.ExtensionNotFound:
-        names = []
-    issuer_cn = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
-    issuer = str(issuer_cn[0].value) if issuer_cn else cert.issuer.rfc4514_string() or None
-    return _Facts(names, issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 def _probe_timeout(call: Call) -> float:
@@ -476,21 +460,15 @@ def _handshake(call: Call, *, tls12_only: bool = False
     """An unverified TLS handshake with the agent, with the same server name and client
     certificate: the agent's certificate (DER), or the error the handshake met."""
     settings = call.settings
-    address = settings.address
-    if address.host is None:
+    if settings.address.host is None:
         return None, None
-    context = build_context(settings, verify=False, roots=False)
-    if tls12_only:
-        # TLS 1.2 reports a missing client certificate in the handshake, not later.
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-    name = settings.tls_server_name or address.host
     try:
-        with socket.create_connection((address.host, address.port),
-                                      timeout=_probe_timeout(call)) as raw:
-            with context.wrap_socket(raw, server_hostname=name) as tls:
+        context = unverified_context(settings, tls12_only=tls12_only)
+        with connect(settings, _probe_timeout(call)) as raw:
+            with handshake(settings, raw, context) as tls:
                 return tls.getpeercert(binary_form=True), None
     except (OSError, ValueError) as exc:
-        log.debug("second TLS handshake with %s: %s", address, exc)
+        log.debug("second TLS handshake with %s: %s", settings.address, exc)
         return None, exc
 
 
@@ -508,8 +486,7 @@ def _answers_plain_http(call: Call) -> bool:
         return False
     host = f"[{address.host}]" if ":" in address.host else address.host
     try:
-        with socket.create_connection((address.host, address.port),
-                                      timeout=_probe_timeout(call)) as sock:
+        with connect(call.settings, _probe_timeout(call)) as sock:
             sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("ascii"))
             return sock.recv(8).startswith(b"HTTP/")
     except OSError as exc:

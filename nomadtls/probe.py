@@ -4,7 +4,6 @@ certificate, read even when verification would fail."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import ipaddress
 import logging
 import socket
@@ -12,7 +11,7 @@ import ssl
 from dataclasses import dataclass, replace
 
 from ._diagnose import _client_cert_alert, _is_eof, _words
-from ._tls import build_context
+from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
 from .errors import (ConfigError, ConnectError, ConnectTimeout, NomadError,
                      PermissionDenied, TLSError)
 from .settings import Settings, setting_named
@@ -42,47 +41,6 @@ NOT_REQUIRED = "not required"  # answered without one; whether it asked is not k
 _HANDSHAKE = 22
 _CERTIFICATE = 11
 _CERTIFICATE_REQUEST = 13
-
-
-@dataclass(frozen=True)
-class CertificateSummary:
-    """What a reader needs to know about one certificate of the agent's chain."""
-
-    subject: str
-    issuer: str
-    dns_names: tuple[str, ...]
-    ip_addresses: tuple[str, ...]
-    not_before: _dt.datetime
-    not_after: _dt.datetime
-    is_ca: bool
-
-    @classmethod
-    def from_der(cls, der: bytes) -> "CertificateSummary":
-        from cryptography import x509
-
-        cert = x509.load_der_x509_certificate(der)
-        try:
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns = tuple(sans.get_values_for_type(x509.DNSName))
-            ips = tuple(str(ip) for ip in sans.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            dns, ips = (), ()
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
-                   dns_names=dns, ip_addresses=ips, not_before=cert.not_valid_before_utc,
-                   not_after=cert.not_valid_after_utc, is_ca=is_ca)
-
-    def days_left(self, now: _dt.datetime | None = None) -> int:
-        """Whole days until the certificate expires; negative once it has."""
-        now = now or _dt.datetime.now(_dt.timezone.utc)
-        return (self.not_after - now) // _dt.timedelta(days=1)
-
-    def is_current(self, now: _dt.datetime | None = None) -> bool:
-        now = now or _dt.datetime.now(_dt.timezone.utc)
-        return self.not_before <= now <= self.not_after
 
 
 @dataclass(frozen=True)
@@ -219,19 +177,18 @@ def look(settings: Settings, *, timeout: float = 10.0) -> Handshake:
     host, port = address.host, address.port
     if not address.is_tls or host is None or port is None:
         raise ValueError(f"{address} is not an https:// address")
-    name = settings.tls_server_name or host
+    name = server_name(settings)
     recorder = _Recorder()
-    anonymous = replace(settings, client_cert=None, client_key=None)
-    context = build_context(anonymous, verify=False, roots=False)
+    context = unverified_context(settings, client_certificate=False)
     recorder.install(context)
     tls_version = cipher = failure = None
     chain: list[bytes] = []
     demanded = False
 
-    raw = _connect(host, port, timeout)
+    raw = _connect(settings, timeout)
     try:
         try:
-            tls = context.wrap_socket(raw, server_hostname=name)
+            tls = handshake(settings, raw, context)
         except (ssl.SSLError, OSError) as exc:
             if not (recorder.certificates or recorder.asked or _client_cert_alert(exc)):
                 raise _not_tls(host, port, exc) from None
@@ -248,7 +205,7 @@ def look(settings: Settings, *, timeout: float = 10.0) -> Handshake:
               address, name, tls_version or failure, demanded)
 
     if demanded and settings.client_cert and settings.client_key:
-        presented = _look_presenting_certificate(settings, name, timeout)
+        presented = _look_presenting_certificate(settings, timeout)
         if presented is not None:
             tls_version, cipher, second_chain = presented
             chain = chain or second_chain
@@ -264,18 +221,18 @@ def look(settings: Settings, *, timeout: float = 10.0) -> Handshake:
                      chain=summaries, client_certificate=wants, failure=failure)
 
 
-def _look_presenting_certificate(settings: Settings, name: str, timeout: float
+def _look_presenting_certificate(settings: Settings, timeout: float
                                  ) -> tuple[str, str, list[bytes]] | None:
     """A second, unverified handshake that presents the client certificate: the TLS
     version, cipher and chain, or None when the agent refuses this one too."""
     try:
-        context = build_context(settings, verify=False, roots=False)
+        context = unverified_context(settings)
     except ConfigError as exc:
         log.debug("the client certificate cannot be loaded: %s", exc)
         return None
-    raw = _connect(settings.address.host, settings.address.port, timeout)
+    raw = _connect(settings, timeout)
     try:
-        with context.wrap_socket(raw, server_hostname=name) as tls:
+        with handshake(settings, raw, context) as tls:
             return tls.version(), tls.cipher()[0], _peer_chain(tls)
     except (ssl.SSLError, OSError) as exc:
         log.debug("the agent refused the client certificate too: %s", exc)
@@ -284,9 +241,10 @@ def _look_presenting_certificate(settings: Settings, name: str, timeout: float
         raw.close()
 
 
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
+def _connect(settings: Settings, timeout: float) -> socket.socket:
+    host, port = settings.address.host, settings.address.port
     try:
-        return socket.create_connection((host, port), timeout=timeout)
+        return connect(settings, timeout)
     except socket.timeout:
         raise ConnectTimeout(f"no connection to {host}:{port} within {timeout:g} s"
                              ) from None
