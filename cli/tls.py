@@ -58,11 +58,11 @@ def _check_names(**names: str) -> None:
     """Refuse, as a usage error, a value that is no DNS name; each keyword is the option
     that gave it."""
     from nomadtls.errors import ConfigError
-    from nomadtls.pki import ca_filenames
+    from nomadtls.pki import check_dns_name
 
     for option, value in names.items():
         try:
-            ca_filenames(value)  # validates the name it builds file names from
+            check_dns_name(value, "name" if option == "additional-dnsname" else option)
         except ConfigError as exc:
             raise typer.BadParameter(exc.message, param_hint=f"'-{option}'") from None
 

@@ -27,6 +27,7 @@ __all__ = [
     "create_certificate",
     "ca_filenames",
     "cert_filenames",
+    "check_dns_name",
     "load_credential",
 ]
 
@@ -149,7 +150,10 @@ def _write_file(path: Path, data: bytes, mode: int, overwrite: bool, *,
         os.close(fd)
 
 
-def _check_dns_name(value: str, what: str) -> str:
+def check_dns_name(value: str, what: str = "name") -> str:
+    """`value`, when it is a DNS name that a certificate can hold and a file name can carry:
+    labels of 1 to 63 letters, digits and hyphens (none at either end), joined by dots.
+    Otherwise a ConfigError that calls the value `what` ("domain", "region")."""
     if not isinstance(value, str) or not _DNS_NAME.match(value):
         raise ConfigError(f"{what} {value!r} is not a valid DNS name",
                           hint="use letters, digits, hyphens and dots, such as 'nomad'")
@@ -202,7 +206,7 @@ def create_ca(*, domain: str = "nomad", days: int = 1825, name_constraint: bool 
     With `name_constraint`, the CA can vouch only for DNS names under `domain` and for
     `localhost`; a leaf signed for any other DNS name then fails verification.
     """
-    _check_dns_name(domain, "domain")
+    check_dns_name(domain, "domain")
     _check_days(days)
     key = _new_key()
     serial = x509.random_serial_number()
@@ -267,8 +271,8 @@ def create_certificate(ca: Credential, role: str, *, region: str = "global",
     agents do. `not_before` (with a small `days`) makes certificates that have expired.
     """
     _check_role(role)
-    _check_dns_name(region, "region")
-    _check_dns_name(domain, "domain")
+    check_dns_name(region, "region")
+    check_dns_name(domain, "domain")
     _check_days(days)
     if not ca.is_ca:
         raise ConfigError(f"{ca.common_name!r} is not a certificate authority",
@@ -320,7 +324,7 @@ def _subject_key_id(ca: Credential) -> x509.SubjectKeyIdentifier:
 def ca_filenames(domain: str = "nomad") -> tuple[str, str]:
     """The file names `nomad tls ca create` writes: ("nomad-agent-ca.pem",
     "nomad-agent-ca-key.pem") for the default domain."""
-    _check_dns_name(domain, "domain")
+    check_dns_name(domain, "domain")
     return f"{domain}-agent-ca.pem", f"{domain}-agent-ca-key.pem"
 
 
@@ -329,8 +333,8 @@ def cert_filenames(role: str, region: str = "global", domain: str = "nomad"
     """The file names `nomad tls cert create` writes, such as ("global-server-nomad.pem",
     "global-server-nomad-key.pem")."""
     _check_role(role)
-    _check_dns_name(region, "region")
-    _check_dns_name(domain, "domain")
+    check_dns_name(region, "region")
+    check_dns_name(domain, "domain")
     stem = f"{region}-{role}-{domain}"
     return f"{stem}.pem", f"{stem}-key.pem"
 

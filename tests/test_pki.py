@@ -64,6 +64,19 @@ def test_domain_that_is_no_dns_name_is_refused(domain):
         pki.create_ca(domain=domain)
 
 
+@pytest.mark.parametrize("name", ["nomad", "server.global.nomad", "eu-west", "a1.b2"])
+def test_check_dns_name_returns_a_name_a_certificate_can_hold(name):
+    assert pki.check_dns_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "has space", "-lead", "trail-", "a..b", "a_b", "x" * 64])
+def test_check_dns_name_refuses_the_rest_calling_it_what_it_is(name):
+    with pytest.raises(ConfigError) as raised:
+        pki.check_dns_name(name, "region")
+
+    assert raised.value.message == f"region {name!r} is not a valid DNS name"
+
+
 # --- the CA -------------------------------------------------------------------------------
 
 def test_ca_is_p256_and_may_sign_certificates(ca):

@@ -287,6 +287,16 @@ def test_cert_create_rejects_bad_values_as_usage_errors(ca, workdir, args):
         "nomad-agent-ca-key.pem", "nomad-agent-ca.pem"]
 
 
+@pytest.mark.parametrize("option, value, what", [
+    ("-region", "eu/west", "region"), ("-domain", "a b", "domain"),
+    ("-additional-dnsname", "bad name", "name")])
+def test_a_bad_name_is_called_by_what_it_is(ca, option, value, what):
+    result = tls("cert", "create", "-cli", option, value)
+
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': {what} {value!r} is not a valid DNS name")
+
+
 def test_help_is_shown_with_dash_h(workdir):
     result = tls("cert", "create", "-h")
 
