@@ -16,8 +16,6 @@ from typing import Callable
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nomadtls import NomadClient, pki as nomad_pki
@@ -26,7 +24,7 @@ from nomadtls.errors import (APIError, CertificateExpired, ClientCertificateReje
                              ConnectTimeout, InvalidResponse, NomadError, NomadWarning,
                              NotFound, PermissionDenied, ProtocolMismatch, ReadTimeout,
                              ServerNameMismatch, UnknownAuthority)
-from nomadtls.settings import SETTINGS, parse_address, setting_named
+from nomadtls.settings import setting_named
 from nomadtls.testing import StandInAgent
 from nomadtls_cli.main import app
 from nomadtls_cli.options import print_error
@@ -660,60 +658,3 @@ def test_basic_auth_beyond_latin_1_is_sent_as_utf8_as_go_sends_it(plain_agent):
 
     expected = base64.b64encode("jörg:pässwörd€".encode("utf-8")).decode("ascii")
     assert plain_agent.requests[-1].headers["Authorization"] == f"Basic {expected}"
-
-
-@pytest.fixture(scope="module")
-def fuzz_agent():
-    with StandInAgent() as agent:
-        yield agent
-
-
-# What a shell can put in a variable or an argument (no NUL byte, no lone surrogate).
-TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
-               max_size=12)
-OTHER_VARIABLES = [s.env for s in SETTINGS if s.env != "NOMAD_ADDR"]
-WORDS = ["-verbose", "-json", "-region", "-namespace", "-token", "-ca-cert", "-ca-path",
-         "-client-cert", "-client-key", "-tls-server-name", "-tls-skip-verify", "-no-color"]
-
-
-def addresses(agent: StandInAgent) -> st.SearchStrategy[str]:
-    """The stand-in agent's address (half the time, so that the other variables reach it),
-    arbitrary text, and text around schemes and loopback hosts: most addresses parse, and
-    none leads off this machine."""
-    hosts = st.sampled_from(["127.0.0.1", "[::1]", "localhost", "127.0.0.1:1",
-                             agent.address.split("://")[1], ""])
-    schemes = st.sampled_from(["http://", "https://", "unix://", "unix:", "HTTP://", "ftp://",
-                               ""])
-    built = st.builds(lambda *parts: "".join(parts), schemes, hosts, TEXT)
-    return st.one_of(st.just(agent.address), st.just(agent.address.replace("http", "https")),
-                     TEXT, built)
-
-
-def stays_here(address: str) -> bool:
-    """Whether the address fails to parse, or names a socket or a loopback host."""
-    try:
-        parsed = parse_address(address)
-    except ConfigError:
-        return True
-    return parsed.host is None or parsed.host in ("127.0.0.1", "::1", "localhost")
-
-
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.filter_too_much])
-@given(data=st.data(),
-       variables=st.dictionaries(st.sampled_from(OTHER_VARIABLES), TEXT, max_size=3),
-       words=st.lists(st.one_of(st.sampled_from(WORDS), TEXT), max_size=4))
-def test_arbitrary_variables_end_in_a_diagnosis_never_a_traceback(fuzz_agent, data,
-                                                                  variables, words):
-    address = data.draw(addresses(fuzz_agent), label="NOMAD_ADDR")
-    assume(stays_here(address))
-
-    result = CliRunner().invoke(app, ["status", *words],
-                                env={**variables, "NOMAD_ADDR": address})
-
-    assert result.exit_code in (0, 1, 2), result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        repr(result.exception))
-    assert "Traceback" not in result.stderr
-    assert "Error: unexpected" not in result.stderr  # every failure has its diagnosis

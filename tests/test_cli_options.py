@@ -9,12 +9,12 @@ import warnings
 
 import pytest
 import typer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from nomadtls.errors import ConfigError, NomadWarning, ServerNameMismatch
-from nomadtls.settings import SETTINGS
+from nomadtls.settings import SETTINGS, parse_address
 from nomadtls.testing import StandInAgent
 from nomadtls_cli.help import NomadGroup
 from nomadtls_cli.main import app
@@ -178,7 +178,8 @@ def test_a_command_without_a_connection_parameter_is_refused():
 
 # -- arbitrary input ---------------------------------------------------------------------
 
-# Every option of `status` but -address, whose arbitrary values could name real hosts.
+# Every option of `status` but -address, whose arbitrary values could name real hosts (the
+# variable NOMAD_ADDR is drawn from `addresses` instead).
 WORDS = ["-verbose", "-json", "--json", "-debug", "-region", "-namespace", "-token",
          "-ca-cert", "-ca-path", "-client-cert", "-client-key", "-tls-server-name",
          "-tls-skip-verify", "-insecure", "-no-color", "-force-color", "--", "-h"]
@@ -196,14 +197,43 @@ TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs"
                max_size=10)
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(words=st.lists(st.one_of(st.sampled_from(WORDS), TEXT), max_size=6), skip=TEXT)
-def test_arbitrary_arguments_end_in_an_exit_code_never_a_traceback(shared_agent, words,
-                                                                   skip):
-    env = {"NOMAD_ADDR": shared_agent.address, "NOMAD_SKIP_VERIFY": skip}
+VARIABLES = [s.env for s in SETTINGS if s.env != "NOMAD_ADDR"]
 
-    result = CliRunner().invoke(app, ["status", *words], env=env)
+
+def addresses(agent: StandInAgent) -> st.SearchStrategy[str]:
+    """The stand-in agent's address (half the time, so that the other variables reach it),
+    arbitrary text, and text around schemes and loopback hosts: most addresses parse, and
+    none leads off this machine."""
+    hosts = st.sampled_from(["127.0.0.1", "[::1]", "localhost", "127.0.0.1:1",
+                             agent.address.split("://")[1], ""])
+    schemes = st.sampled_from(["http://", "https://", "unix://", "unix:", "HTTP://", "ftp://",
+                               ""])
+    built = st.builds(lambda *parts: "".join(parts), schemes, hosts, TEXT)
+    return st.one_of(st.just(agent.address), st.just(agent.address.replace("http", "https")),
+                     TEXT, built)
+
+
+def stays_here(address: str) -> bool:
+    """Whether the address fails to parse, or names a socket or a loopback host."""
+    try:
+        parsed = parse_address(address)
+    except ConfigError:
+        return True
+    return parsed.host is None or parsed.host in ("127.0.0.1", "::1", "localhost")
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.filter_too_much])
+@given(data=st.data(), words=st.lists(st.one_of(st.sampled_from(WORDS), TEXT), max_size=6),
+       variables=st.dictionaries(st.sampled_from(VARIABLES), TEXT, max_size=3))
+def test_arbitrary_arguments_and_variables_end_in_an_exit_code_never_a_traceback(
+        shared_agent, data, words, variables):
+    address = data.draw(addresses(shared_agent), label="NOMAD_ADDR")
+    assume(stays_here(address))
+
+    result = CliRunner().invoke(app, ["status", *words],
+                                env={**variables, "NOMAD_ADDR": address})
 
     assert result.exit_code in (0, 1, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), (
