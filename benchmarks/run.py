@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,21 +134,30 @@ def pip(*args: str) -> None:
 def ensure_env() -> None:
     """Make the scratch venv with python-nomad 2.1.0 and this project, or refresh the
     project's copy when its files changed since the last install."""
-    if not venv_bin("python").exists():
+    fresh = not venv_bin("python").exists()
+    digest = tree_digest()
+    if not fresh and STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if fresh:
         print(f"making the scratch environment {VENV.relative_to(ROOT)} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        pip("install", PEER, str(ROOT))
-        STAMP.write_text(tree_digest())
-        return
-
-    digest = tree_digest()
-    if STAMP.exists() and STAMP.read_text() == digest:
-        return
-    print("the project changed: reinstalling it into the scratch environment ...",
-          flush=True)
-    pip("install", PEER)
-    pip("install", "--force-reinstall", "--no-deps", str(ROOT))
-    pip("install", str(ROOT))  # any dependency added since
+    else:
+        print("the project changed: reinstalling it into the scratch environment ...",
+              flush=True)
+    # Build from a copy: a build in the tree would leave build/ behind, and a module
+    # deleted since the last build could ride along from there into the wheel.
+    with tempfile.TemporaryDirectory(prefix="nomadtls-build-") as tmp:
+        source = Path(tmp) / "nomadtls"
+        for name in PROJECT_FILES:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, source / name,
+                                ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                source.mkdir(exist_ok=True)
+                shutil.copy2(ROOT / name, source / name)
+        pip("install", PEER, str(source))
+        if not fresh:
+            pip("install", "--force-reinstall", "--no-deps", str(source))
     STAMP.write_text(digest)
 
 
@@ -227,15 +237,18 @@ class Agent:
     def __enter__(self) -> "Agent":
         argv = [str(venv_bin("python")), str(HERE / "agent.py"), "--jobs", str(self.jobs),
                 "--directory", str(self.directory)]
-        self.proc = subprocess.Popen(argv, env=clean_environ(), cwd=ENV_DIR,
-                                     stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = self.directory / "agent.log"  # a file, so that no pipe can fill and block it
+        with open(log, "wb") as stderr:
+            self.proc = subprocess.Popen(argv, env=clean_environ(), cwd=ENV_DIR,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=stderr)
         line = self.proc.stdout.readline()
         if line:
             self.info = json.loads(line)
         else:
             self.proc.wait()
-            lines = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            lines = log.read_text(errors="replace").strip().splitlines()
             self.error = lines[-1] if lines else f"agent exited {self.proc.returncode}"
         return self
 
