@@ -132,3 +132,36 @@ def test_no_arguments_prints_the_help_as_a_usage_error():
 
     assert done.returncode == 2
     assert done.stderr.startswith("Usage: nomadtls [OPTIONS] COMMAND")
+
+
+def in_fresh_interpreter(code: str, **env: str) -> list[str]:
+    """Run `code` in a new interpreter; the words of the last line it wrote to stderr."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **env})
+    return done.stderr.splitlines()[-1].split()
+
+
+def test_a_run_makes_no_garbage_collection_pass_and_leaves_its_objects_frozen(tls_agent, pki):
+    code = ("import gc, sys\n"
+            "from nomadtls_cli.main import run\n"
+            "passes = []\n"
+            "gc.callbacks.append(lambda phase, info: passes.append(phase))\n"
+            "try:\n"
+            "    run(['status'])\n"
+            "except SystemExit as exit:\n"
+            "    code = exit.code\n"
+            "print(code, len(passes), gc.get_freeze_count() > 0, gc.isenabled(),\n"
+            "      file=sys.stderr)\n")
+
+    words = in_fresh_interpreter(code, NOMAD_ADDR=tls_agent.address,
+                                 NOMAD_CACERT=str(pki.ca_file))
+
+    assert words == ["0", "0", "True", "True"]  # the collector is back on for the caller
+
+
+def test_the_library_leaves_the_garbage_collector_alone():
+    code = ("import gc, sys\n"
+            "import nomadtls, nomadtls.client, nomadtls.settings, nomadtls_cli.app\n"
+            "print(gc.isenabled(), gc.get_freeze_count(), file=sys.stderr)\n")
+
+    assert in_fresh_interpreter(code) == ["True", "0"]
