@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import socket
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ._tls import build_context
 from .settings import Settings
@@ -86,7 +86,7 @@ def unverified_context(settings: Settings, *, client_certificate: bool = True,
     the client certificate cannot be loaded.
     """
     if not client_certificate:
-        settings = replace(settings, client_cert=None, client_key=None)
+        settings = settings.replace(client_cert=None, client_key=None)
     context = build_context(settings, verify=False, roots=False)
     if tls12_only:
         context.maximum_version = ssl.TLSVersion.TLSv1_2

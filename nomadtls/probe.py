@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import socket
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ._diagnose import _client_cert_alert, _is_eof, _words
 from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
@@ -340,7 +340,7 @@ def check(settings: Settings, *, timeout: float = 10.0) -> CheckResult:
         except NomadError as exc:
             look_error = exc
 
-    verifying = replace(settings, skip_verify=False)
+    verifying = settings.replace(skip_verify=False)
     agent = error = None
     try:
         with NomadClient.from_settings(verifying, timeout=timeout, retries=0) as client:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit
 
@@ -28,8 +27,60 @@ BOOL_WORDS: dict[str, bool] = {
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 
 
-@dataclass(frozen=True)
-class Setting:
+class _Record:
+    """A frozen record: its fields are its `__slots__`, in the order `__init__` takes them;
+    records of one class are equal when every field is, and hash alike.
+
+    The three records below are plain classes rather than frozen dataclasses because this
+    module loads on every start of the CLI, help included, and generating a dataclass's
+    methods costs each start about two milliseconds per class.
+    """
+
+    __slots__ = ()
+    _hidden: frozenset[str] = frozenset()  # fields left out of the repr: secrets
+
+    def _assign(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy of this record with the fields named in `changes` set to new values."""
+        fields = dict(zip(self.__slots__, self._fields()))
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) "
+                            f"{', '.join(sorted(unknown))}")
+        return type(self)(**{**fields, **changes})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is "
+                             "frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is "
+                             "frozen")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, despite __setattr__
+        return type(self), self._fields()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__
+                          if name not in self._hidden)
+        return f"{type(self).__name__}({shown})"
+
+
+class Setting(_Record):
     """One connection setting as a script, a shell and the command line each name it.
 
     `kind` is "text", "path", "secret" (never shown), "bool" (Go's ParseBool spellings)
@@ -37,12 +88,17 @@ class Setting:
     set, in words for the help text.
     """
 
+    __slots__ = ("name", "env", "flag", "kind", "help", "default")
     name: str
     env: str
     flag: str | None
     kind: str
     help: str
-    default: str | None = None
+    default: str | None
+
+    def __init__(self, name: str, env: str, flag: str | None, kind: str, help: str,
+                 default: str | None = None) -> None:
+        self._assign(name=name, env=env, flag=flag, kind=kind, help=help, default=default)
 
     def spelled(self, value: str | None = None) -> str:
         """How a user sets this: the variable and the flag, with `value` when given.
@@ -108,17 +164,25 @@ def parse_bool(text: str) -> bool | None:
     return BOOL_WORDS.get(text)
 
 
-@dataclass(frozen=True)
-class Address:
-    """A parsed agent address. Credentials found in it are kept apart, never in `url`."""
+class Address(_Record):
+    """A parsed agent address. Credentials found in it are kept apart, never in `url`, and
+    out of the repr."""
 
+    __slots__ = ("scheme", "url", "host", "port", "socket_path", "username", "password")
+    _hidden = frozenset({"username", "password"})
     scheme: str  # "http", "https" or "unix"
     url: str  # the base URL requests go to: "https://10.0.0.5:4646"; "http://localhost" for unix
-    host: str | None = None  # the host as written (an IP or a name), None for unix
-    port: int | None = None
-    socket_path: str | None = None
-    username: str | None = field(default=None, repr=False)
-    password: str | None = field(default=None, repr=False)
+    host: str | None  # the host as written (an IP or a name), None for unix
+    port: int | None
+    socket_path: str | None
+    username: str | None
+    password: str | None
+
+    def __init__(self, scheme: str, url: str, host: str | None = None, port: int | None = None,
+                 socket_path: str | None = None, username: str | None = None,
+                 password: str | None = None) -> None:
+        self._assign(scheme=scheme, url=url, host=host, port=port, socket_path=socket_path,
+                     username=username, password=password)
 
     @property
     def is_tls(self) -> bool:
@@ -213,29 +277,48 @@ def _mask(text: str) -> str:
     return f"{scheme}{sep}{masked}"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(_Record):
     """Resolved settings. `sources` maps each setting's name to where its value came from:
     "argument", "flag", a variable's name such as "NOMAD_ADDR", or "default".
 
-    Secrets (`token`, `http_auth`, the address's password) stay out of the repr.
+    Secrets (`token`, `http_auth`, the address's password) stay out of the repr, and so do
+    `sources` and `warnings`. `replace(**changes)` makes a copy with other values.
     """
 
+    __slots__ = ("address", "region", "namespace", "token", "http_auth", "ca_cert",
+                 "ca_path", "client_cert", "client_key", "tls_server_name", "skip_verify",
+                 "no_color", "force_color", "sources", "warnings")
+    _hidden = frozenset({"token", "http_auth", "sources", "warnings"})
     address: Address
-    region: str | None = None
-    namespace: str | None = None
-    token: str | None = field(default=None, repr=False)
-    http_auth: tuple[str, str] | None = field(default=None, repr=False)
-    ca_cert: str | None = None
-    ca_path: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    tls_server_name: str | None = None
-    skip_verify: bool = False
-    no_color: bool = False
-    force_color: bool = False
-    sources: Mapping[str, str] = field(default_factory=dict, repr=False)
-    warnings: tuple[str, ...] = field(default=(), repr=False)
+    region: str | None
+    namespace: str | None
+    token: str | None
+    http_auth: tuple[str, str] | None
+    ca_cert: str | None
+    ca_path: str | None
+    client_cert: str | None
+    client_key: str | None
+    tls_server_name: str | None
+    skip_verify: bool
+    no_color: bool
+    force_color: bool
+    sources: Mapping[str, str]
+    warnings: tuple[str, ...]
+
+    def __init__(self, address: Address, region: str | None = None,
+                 namespace: str | None = None, token: str | None = None,
+                 http_auth: tuple[str, str] | None = None, ca_cert: str | None = None,
+                 ca_path: str | None = None, client_cert: str | None = None,
+                 client_key: str | None = None, tls_server_name: str | None = None,
+                 skip_verify: bool = False, no_color: bool = False, force_color: bool = False,
+                 sources: Mapping[str, str] | None = None, warnings: tuple[str, ...] = ()
+                 ) -> None:
+        self._assign(address=address, region=region, namespace=namespace, token=token,
+                     http_auth=http_auth, ca_cert=ca_cert, ca_path=ca_path,
+                     client_cert=client_cert, client_key=client_key,
+                     tls_server_name=tls_server_name, skip_verify=skip_verify,
+                     no_color=no_color, force_color=force_color,
+                     sources={} if sources is None else sources, warnings=warnings)
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")

@@ -3,6 +3,9 @@ an empty variable is unset; whatever the environment holds, only ConfigError com
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -180,6 +183,46 @@ def test_settings_spell_the_variable_and_the_flag_for_hints():
         "NOMAD_TLS_SERVER_NAME=server.global.nomad (-tls-server-name=server.global.nomad)")
     assert setting_named("http_auth").spelled() == "NOMAD_HTTP_AUTH"
 
+
+
+def test_resolved_settings_are_frozen_values():
+    settings = resolve({"NOMAD_ADDR": "https://10.0.0.5:4646", "NOMAD_TOKEN": "t-1"})
+
+    with pytest.raises(AttributeError):
+        settings.skip_verify = True
+    with pytest.raises(AttributeError):
+        settings.address.port = 80
+    assert settings == resolve({"NOMAD_ADDR": "https://10.0.0.5:4646", "NOMAD_TOKEN": "t-1"})
+    assert settings != resolve({"NOMAD_ADDR": "https://10.0.0.5:4646", "NOMAD_TOKEN": "t-2"})
+    assert hash(settings.address) == hash(resolve({"NOMAD_ADDR": "https://10.0.0.5:4646/"}).address)
+    assert copy.deepcopy(settings) == settings
+    assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+def test_replace_makes_a_copy_with_other_values():
+    settings = resolve({"NOMAD_REGION": "eu"})
+
+    changed = settings.replace(skip_verify=True, region="us")
+
+    assert (changed.skip_verify, changed.region) == (True, "us")
+    assert (settings.skip_verify, settings.region) == (False, "eu")
+    assert changed.sources is settings.sources
+    with pytest.raises(TypeError, match="no field"):
+        settings.replace(regions="us")
+
+
+def test_the_repr_names_the_fields_but_no_secret():
+    settings = resolve({"NOMAD_ADDR": "https://ops:hunter2@nomad.example:4646",
+                        "NOMAD_TOKEN": "secret-token-1", "NOMAD_REGION": "eu"})
+
+    assert repr(settings).startswith(
+        "Settings(address=Address(scheme='https', url='https://nomad.example:4646', "
+        "host='nomad.example', port=4646, socket_path=None), region='eu', ")
+    assert "secret-token-1" not in repr(settings) and "ops" not in repr(settings)
+    assert repr(setting_named("region")) == (
+        "Setting(name='region', env='NOMAD_REGION', flag='-region', kind='text', "
+        "help='Region to send requests to; the agent forwards them there.', "
+        "default=\"the agent's own region\")")
 
 # Arbitrary text, as a shell can put it in a variable (no NUL byte).
 _env_text = st.text(st.characters(exclude_characters="\x00"), max_size=40)
