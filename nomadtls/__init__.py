@@ -7,9 +7,6 @@ TLS machinery) load on first use, so importing this package stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
 from .errors import *  # noqa: F401,F403  (the error tree is small and always needed)
 from .errors import __all__ as _error_names
 
@@ -25,6 +22,8 @@ _LAZY = {
 
 __all__ = ["NomadClient", "Response", "Settings", "resolve", "SETTINGS", *_error_names]
 
+# Not `typing.TYPE_CHECKING`: typing alone would cost `import nomadtls` several times the rest.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
     from .client import NomadClient, Response
     from .settings import SETTINGS, Settings, resolve
@@ -34,6 +33,8 @@ def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nomadtls' has no attribute {name!r}")
+    import importlib  # here, not at the top: it would cost `import nomadtls` a third more
+
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
