@@ -167,6 +167,22 @@ def test_help_and_usage_errors_load_neither_the_network_nor_tls_nor_rich(argv):
     assert [m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY] == []
 
 
+
+@pytest.mark.parametrize("argv, loaded", [
+    (["status", "-h"], "nomadtls_cli.status"), (["keygen", "-h"], "nomadtls_cli.keygen"),
+    (["tls", "ca", "-h"], "nomadtls_cli.tls")], ids=" ".join)
+def test_a_command_loads_only_its_own_module(argv, loaded):
+    modules = loaded_modules(*argv)
+
+    commands = {"nomadtls_cli.status", "nomadtls_cli.keygen", "nomadtls_cli.tls"}
+    assert commands & set(modules) == {loaded}
+
+
+def test_the_tool_help_loads_every_command_to_list_it():
+    modules = loaded_modules("-h")
+
+    assert {"nomadtls_cli.status", "nomadtls_cli.keygen", "nomadtls_cli.tls"} <= set(modules)
+
 def test_importtime_shows_no_heavy_module_on_the_status_help_path():
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "nomadtls_cli.main",
                            "status", "-h"], capture_output=True, text=True, timeout=60)
