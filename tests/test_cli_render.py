@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nomadtls_cli.render import (Paint, iso_time, job_list, key_values, short_id, table,
-                                 use_color)
+from nomadtls_cli.render import (Paint, iso_time, iso_times, job_list, key_values, short_id,
+                                 table, use_color)
 
 
 def stub(job_id="web", **fields):
@@ -42,6 +44,24 @@ def test_key_values_align_the_equals_signs_and_show_empty_values_as_none():
 def test_times_read_as_iso_8601_in_utc(value, shown):
     assert iso_time(value) == shown
 
+
+# Nomad's times: nanoseconds since the epoch up to the year 9999, RFC 3339 text, or nothing.
+_times = st.one_of(st.integers(min_value=-10, max_value=253_402_300_799_999_999_999),
+                   st.sampled_from([None, "", 0, "0001-01-01T00:00:00Z", "not a time"]),
+                   st.datetimes().map(lambda when: when.isoformat() + "Z"))
+
+
+@settings(max_examples=60)
+@given(st.lists(_times, max_size=40))
+def test_a_column_of_times_reads_as_each_time_alone(values):
+    assert iso_times(values) == [iso_time(value) for value in values]
+
+
+def test_times_a_second_apart_across_midnight_each_show_their_own_day():
+    midnight = 1_700_006_400 * 10**9  # 2023-11-15T00:00:00Z
+
+    assert iso_times([midnight - 10**9, midnight, midnight + 86_400 * 10**9 + 59 * 10**9]) == [
+        "2023-11-14T23:59:59Z", "2023-11-15T00:00:00Z", "2023-11-16T00:00:59Z"]
 
 def test_ids_are_cut_to_eight_characters_unless_verbose():
     uuid = "cac0ffee-1d2e-4f3a-9b8c-7d6e5f4a3b2c"
