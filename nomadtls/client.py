@@ -20,8 +20,6 @@ import requests
 import urllib3
 
 from . import __version__
-from ._diagnose import (Call, api_error, not_json, nothing_sent, refused, retryable,
-                        translate)
 from ._tls import build_context
 from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter, proxies_for
 from .errors import ConfigError, InvalidResponse, NomadWarning
@@ -49,15 +47,16 @@ class Response:
     """One answer of the agent: `status`, `headers`, the raw `content`, the decoded JSON
     `data`, and the blocking-query and pagination metadata Nomad sends in headers.
 
-    `data` is decoded on first use; a body that is not JSON raises InvalidResponse then.
+    `data` is decoded once, on first use; a body that is not JSON raises InvalidResponse
+    then.
     """
 
-    def __init__(self, raw: requests.Response, call: Call) -> None:
+    def __init__(self, raw: requests.Response, call: tuple) -> None:
         self.status: int = raw.status_code
         self.headers = raw.headers
         self.content: bytes = raw.content
-        self.method = call.method
-        self.path = call.path
+        self.method = call[1]
+        self.path = call[2]
         self._call = call
         self._data: Any = _UNREAD
 
@@ -69,13 +68,16 @@ class Response:
     def data(self) -> Any:
         """The body as JSON; None for an empty body."""
         if self._data is _UNREAD:
-            if not self.content.strip():
+            content = self.content
+            if not content or content.isspace():
                 self._data = None
             else:
                 try:
-                    self._data = _json.loads(self.content)
+                    self._data = _json.loads(content)
                 except ValueError:
-                    raise not_json(self.content, self._call) from None
+                    from ._diagnose import not_json
+
+                    raise not_json(content, _diagnosed(self._call)) from None
         return self._data
 
     @property
@@ -104,6 +106,14 @@ class Response:
 
 
 _UNREAD = object()
+
+
+def _diagnosed(call: tuple):
+    """The diagnosis' `Call` for a request known as (settings, method, path, (connect,
+    read) timeout, tries): nomadtls._diagnose is imported only once a failure needs it."""
+    from ._diagnose import Call
+
+    return Call(*call)
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -238,12 +248,13 @@ class NomadClient:
         attempt = 0
         while True:
             attempt += 1
-            call = Call(self.settings, method, shown_path, (connect, read), attempt)
             try:
                 raw = self._session.request(method, url, params=query, json=json,
                                             data=data, headers=headers,
                                             timeout=(connect, read))
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                from ._diagnose import nothing_sent, refused, retryable, translate
+
                 # A refused connection is tried again only once the agent has answered
                 # this client: then it is most likely restarting, and the few tries (within
                 # `retries` and MAX_PAUSE) ride that out. Before that, nothing listening is
@@ -259,7 +270,8 @@ class NomadClient:
                     continue
                 log.debug("%s %s%s failed: %s", method, self.settings.address, shown_path,
                           type(exc).__name__)
-                raise translate(exc, call) from exc
+                call = (self.settings, method, shown_path, (connect, read), attempt)
+                raise translate(exc, _diagnosed(call)) from exc
 
             self._reached = True
             log.debug("%s %s%s -> %d", method, self.settings.address, shown_path,
@@ -273,8 +285,11 @@ class NomadClient:
                     raw.close()
                     time.sleep(pause)
                     continue
+            call = (self.settings, method, shown_path, (connect, read), attempt)
             if not 200 <= raw.status_code < 300:
-                raise api_error(raw.status_code, raw.headers, raw.text, call)
+                from ._diagnose import api_error
+
+                raise api_error(raw.status_code, raw.headers, raw.text, _diagnosed(call))
             return Response(raw, call)
 
     def get(self, path: str, params: Params = None, *, index: int | None = None,

@@ -5,7 +5,11 @@ threads."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -257,6 +261,31 @@ def test_sixteen_threads_share_one_client(cluster, pki):
         assert results == [0] * 16
         assert len(agent.requests) == 16 * len(paths) + len(expected)
         assert opened <= 32  # connections are reused, not one per request
+
+
+def test_the_diagnosis_is_loaded_only_once_something_fails(cluster):
+    # Translating failures needs the diagnosis module; a client whose requests succeed
+    # never pays for importing it.
+    script = textwrap.dedent("""
+        import sys
+        from nomadtls import NomadClient
+        from nomadtls.testing import Cluster, StandInAgent
+
+        with StandInAgent(Cluster.sample()) as agent:
+            with NomadClient(agent.address, environ={}) as client:
+                client.get("/v1/jobs")
+                client.put("/v1/search", {"Prefix": "web", "Context": "jobs"})
+                print("nomadtls._diagnose" in sys.modules)
+                try:
+                    client.get("/v1/job/no-such-job")
+                except Exception:
+                    print("nomadtls._diagnose" in sys.modules)
+    """)
+
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, env={"PATH": os.environ.get("PATH", "")})
+
+    assert ran.stdout.split() == ["False", "True"], ran.stderr
 
 
 def test_a_closed_client_reconnects_when_used_again(unix_agent):
