@@ -1,6 +1,6 @@
-"""How bytes reach the agent: a requests session whose adapters use the client's own
-SSLContext and server name over TCP, or an AF_UNIX socket, and never hand the token or
-basic-auth credentials to another host.
+"""How bytes reach the agent: requests' adapters using the client's own SSLContext and
+server name over TCP, or an AF_UNIX socket, with redirects followed without ever handing
+the token or basic-auth credentials to another host.
 """
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ import logging
 import socket
 import ssl
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
-__all__ = ["TLSAdapter", "UnixAdapter", "AgentSession", "TOKEN_HEADER", "proxies_for"]
+__all__ = ["AgentTransport", "TLSAdapter", "UnixAdapter", "TOKEN_HEADER", "MAX_REDIRECTS",
+           "proxies_for"]
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ def proxies_for(url: str, environ: Mapping[str, str]) -> dict[str, str]:
     IP networks, `*`) and for loopback addresses and localhost, which never go through
     a proxy."""
     found = {name.lower(): value.strip() for name, value in environ.items()
-             if name.lower() in ("http_proxy", "https_proxy", "no_proxy") and value.strip()}
+             if name.lower() in _PROXY_VARIABLES and value.strip()}
     host = (urlsplit(url).hostname or "").lower()
     if not host or _is_loopback(host) or _bypassed(host, found.get("no_proxy", "")):
         return {}
@@ -182,27 +185,114 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-class AgentSession(requests.Session):
-    """A session that keeps credentials for the agent alone.
+class AgentTransport:
+    """Sends the client's requests to one agent through its adapters (a TLSAdapter, and
+    a UnixAdapter for a socket agent), following redirects as Go's client does.
 
-    requests drops the Authorization header when a redirect changes host, but forwards
-    any other header, X-Nomad-Token included (and so does Go's client). Here both are
-    dropped on a redirect to anything but the agent's own scheme, host and port.
+    Up to MAX_REDIRECTS redirects are followed: 301, 302 and 303 turn any method but GET
+    and HEAD into a GET without a body, 307 and 308 repeat the method and the body.
+    requests drops the Authorization header when a redirect changes host but forwards
+    any other, X-Nomad-Token included, and so does Go. Here both are dropped as soon as a
+    redirect leaves the agent's own scheme, host and port, and are not sent again on that
+    chain. Each request is built once and handed to the adapter: requests' Session layer
+    (settings merged on every call, cookies, hooks) is never involved.
     """
 
-    def __init__(self, agent_url: str) -> None:
-        super().__init__()
+    def __init__(self, agent_url: str, context: Callable[[], ssl.SSLContext], *,
+                 server_name: str | None = None, verify: bool = True,
+                 socket_path: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self._agent = _origin(agent_url)
-        # Nothing from the environment: REQUESTS_CA_BUNDLE and ~/.netrc must not change
-        # what the client trusts or sends. The client sets the proxies itself.
-        self.trust_env = False
+        self._tls = TLSAdapter(context, server_name=server_name, verify=verify)
+        self._unix = UnixAdapter(socket_path) if socket_path is not None else None
+        self._home = self._unix or self._tls  # the adapter for the agent's own URLs
+        # Only the proxy variables are kept, to choose proxies for a redirect elsewhere.
+        self._environ = {name: value for name, value in (environ or {}).items()
+                         if name.lower() in _PROXY_VARIABLES}
+        self._proxies = proxies_for(agent_url if socket_path is None else "", self._environ)
 
-    def rebuild_auth(self, prepared_request, response) -> None:
-        super().rebuild_auth(prepared_request, response)
-        if _origin(prepared_request.url) != self._agent:
-            dropped = [name for name in (TOKEN_HEADER, "Authorization")
-                       if prepared_request.headers.pop(name, None) is not None]
-            if dropped:
-                scheme, host, port = _origin(prepared_request.url)
-                log.debug("redirect leaves the agent for %s://%s:%s; not sending %s",
-                          scheme, host, port, " or ".join(dropped))
+    def adapter_for(self, url: str) -> HTTPAdapter:
+        """The adapter that carries requests to `url`: the socket's for the agent's own
+        URLs when it listens on one, else the TCP one."""
+        return self._home if _origin(url) == self._agent else self._tls
+
+    def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None,
+             timeout: tuple[float, float]) -> requests.Response:
+        """Send one request to the agent's `url` (a URL of the agent's own) and return the
+        final answer, its body read, after any redirects. Raises what the adapter raises,
+        and requests.TooManyRedirects past MAX_REDIRECTS."""
+        adapter, proxies = self._home, self._proxies
+        at_agent = True
+        redirects = 0
+        while True:
+            request = requests.PreparedRequest()
+            request.method, request.url, request.headers, request.body = (
+                method, url, headers, body)
+            response = adapter.send(request, stream=False, timeout=timeout, verify=True,
+                                    cert=None, proxies=proxies)
+            response.content  # read it all: the connection goes back to the pool
+            if response.status_code not in _REDIRECTS:
+                return response
+            location = response.headers.get("Location")
+            if not location:
+                return response
+            response.close()
+            if redirects == MAX_REDIRECTS:
+                raise requests.TooManyRedirects(f"stopped after {MAX_REDIRECTS} redirects",
+                                                response=response)
+            redirects += 1
+
+            url = urljoin(url, requote_uri(_as_text(location)))
+            if response.status_code in (301, 302, 303):
+                # As Go does: the body is not sent again, and only HEAD stays itself.
+                if method != "HEAD":
+                    method = "GET"
+                if body is not None or any(name in headers for name in _BODY_HEADERS):
+                    body = None
+                    headers = _without(headers, _BODY_HEADERS)
+            origin = _origin(url)
+            if origin == self._agent:
+                adapter, proxies = self._home, self._proxies
+            else:
+                adapter, proxies = self._tls, proxies_for(url, self._environ)
+                if at_agent:
+                    at_agent = False
+                    dropped = [name for name in _CREDENTIALS if name in headers]
+                    if dropped:
+                        headers = _without(headers, _CREDENTIALS)
+                        log.debug("redirect leaves the agent for %s://%s:%s; not sending %s",
+                                  *origin, " or ".join(dropped))
+            log.debug("following a %d redirect to %s://%s:%s", response.status_code, *origin)
+
+    def close(self) -> None:
+        """Close the idle connections; the transport stays usable."""
+        self._tls.close()
+        if self._unix is not None:
+            self._unix.close()
+
+
+# Answers that redirect when they carry a Location.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Go's http.Client stops after this many.
+MAX_REDIRECTS = 10
+# Headers that carry credentials for the agent alone.
+_CREDENTIALS = (TOKEN_HEADER, "Authorization")
+# Headers that describe a body, dropped with it.
+_BODY_HEADERS = ("Content-Length", "Content-Type", "Transfer-Encoding")
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy")
+
+
+def _without(headers: Mapping[str, str], names: tuple[str, ...]) -> CaseInsensitiveDict:
+    kept = CaseInsensitiveDict(headers)
+    for name in names:
+        kept.pop(name, None)
+    return kept
+
+
+def _as_text(location: str) -> str:
+    """A Location header as the agent wrote it: http.client reads header bytes as Latin-1,
+    and redirects are UTF-8 in practice."""
+    try:
+        return location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return location

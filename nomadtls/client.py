@@ -4,24 +4,29 @@ with the agent's metadata (index, leader, last contact, next page token).
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import email.utils
 import json as _json
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
 import warnings
 from typing import Any, Iterator, Mapping, Sequence, Union
+from urllib.parse import urlencode
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
+from requests.utils import default_headers, requote_uri
 
 from . import __version__
 from ._tls import build_context
-from ._transport import TOKEN_HEADER, AgentSession, TLSAdapter, UnixAdapter, proxies_for
+from ._transport import TOKEN_HEADER, AgentTransport
 from .errors import ConfigError, InvalidResponse, NomadWarning
 from .settings import Settings, resolve
 
@@ -196,23 +201,31 @@ class NomadClient:
         if address.is_tls or (uses_tls_files and address.scheme != "unix"):
             self._context = build_context(settings)
 
-        session = AgentSession(address.url)
-        session.headers["User-Agent"] = f"nomadtls/{__version__}"
-        session.headers["Accept"] = "application/json"
+        # The agent's base URL as requests would send it (a non-ASCII name as IDNA).
+        base = requests.PreparedRequest()
+        base.prepare_url(address.url, None)
+        self._base_url = base.url.rstrip("/")
+        self._defaults = [(name, value) for name in ("region", "namespace")
+                          if (value := getattr(settings, name))]
+
+        # The headers every request carries, made once; a request that adds none sends
+        # this very mapping, which nothing changes after this point.
+        headers = default_headers()  # requests' Accept-Encoding and Connection
+        headers["User-Agent"] = f"nomadtls/{__version__}"
+        headers["Accept"] = "application/json"
         if settings.token:
-            session.headers[TOKEN_HEADER] = settings.token
+            headers[TOKEN_HEADER] = settings.token
         if settings.http_auth:
             # As UTF-8, as Go sends it: requests would encode text as Latin-1 and fail.
-            session.auth = tuple(part.encode("utf-8") for part in settings.http_auth)
-        session.proxies = proxies_for(address.url if address.scheme != "unix" else "",
-                                      os.environ if environ is None else environ)
-        adapter = TLSAdapter(self._ssl_context, server_name=settings.tls_server_name,
-                             verify=not settings.skip_verify)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        if address.scheme == "unix":
-            session.mount(address.url + "/", UnixAdapter(address.socket_path))
-        self._session = session
+            pair = b":".join(part.encode("utf-8") for part in settings.http_auth)
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        self._headers = headers
+
+        self._transport = AgentTransport(
+            self._base_url, self._ssl_context, server_name=settings.tls_server_name,
+            verify=not settings.skip_verify,
+            socket_path=address.socket_path if address.scheme == "unix" else None,
+            environ=os.environ if environ is None else environ)
 
     def _ssl_context(self) -> ssl.SSLContext:
         """The client's one SSLContext, made on first use for a plain http:// agent."""
@@ -238,20 +251,18 @@ class NomadClient:
         """
         method = method.upper()
         shown_path = path.split("?", 1)[0]
-        url = self._url(path)
-        query = self._query(params, index, wait)
-        connect, read = self.timeout if timeout is None else _timeout_pair(timeout)
+        url = self._url(path, self._query(params, index, wait))
+        sent, body = self._message(method, json, data, headers)
+        timeouts = self.timeout if timeout is None else _timeout_pair(timeout)
         if wait is not None:
             # The agent adds up to a sixteenth of the wait, to spread out the answers.
-            read += _seconds(wait) * 17 / 16
+            timeouts = (timeouts[0], timeouts[1] + _seconds(wait) * 17 / 16)
 
         attempt = 0
         while True:
             attempt += 1
             try:
-                raw = self._session.request(method, url, params=query, json=json,
-                                            data=data, headers=headers,
-                                            timeout=(connect, read))
+                raw = self._transport.send(method, url, sent, body, timeouts)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
                 from ._diagnose import nothing_sent, refused, retryable, translate
 
@@ -270,7 +281,7 @@ class NomadClient:
                     continue
                 log.debug("%s %s%s failed: %s", method, self.settings.address, shown_path,
                           type(exc).__name__)
-                call = (self.settings, method, shown_path, (connect, read), attempt)
+                call = (self.settings, method, shown_path, timeouts, attempt)
                 raise translate(exc, _diagnosed(call)) from exc
 
             self._reached = True
@@ -285,7 +296,7 @@ class NomadClient:
                     raw.close()
                     time.sleep(pause)
                     continue
-            call = (self.settings, method, shown_path, (connect, read), attempt)
+            call = (self.settings, method, shown_path, timeouts, attempt)
             if not 200 <= raw.status_code < 300:
                 from ._diagnose import api_error
 
@@ -361,20 +372,56 @@ class NomadClient:
 
     # ------------------------------------------------------------ helpers
 
-    def _url(self, path: str) -> str:
-        if "://" in path.split("?", 1)[0]:
+    def _url(self, path: str, query: list[tuple[str, str]]) -> str:
+        """The agent's URL for `path` with `query` added, quoted as requests quotes it."""
+        if "://" in path and "://" in path.split("?", 1)[0]:
             raise ValueError(f"give an API path such as /v1/jobs, not a URL: {path!r}")
-        return self.settings.address.url + "/" + path.lstrip("/")
+        if not _PLAIN_PATH.fullmatch(path):
+            path = requote_uri(path.split("#", 1)[0])
+        url = self._base_url + "/" + path.lstrip("/")
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query)
+        return url
+
+    def _message(self, method: str, json: Any, data: bytes | str | None,
+                 headers: Mapping[str, str] | None) -> tuple[Mapping[str, str], bytes | None]:
+        """The headers and the body of a request: the client's headers, then the call's
+        (None removes one), and `json` encoded unless `data` is given."""
+        body: bytes | None = None
+        if not data and json is not None:
+            try:
+                body = _json.dumps(json, allow_nan=False).encode("utf-8")
+            except ValueError as exc:
+                raise ValueError(f"the JSON body cannot be sent: {exc}") from None
+        elif data:
+            if not isinstance(data, (bytes, bytearray, str)):
+                raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
+            body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        if not headers and body is None and method in ("GET", "HEAD"):
+            return self._headers, None
+
+        sent = CaseInsensitiveDict(self._headers)
+        for name, value in (headers or {}).items():
+            if value is None:
+                sent.pop(name, None)
+            else:
+                sent[name] = value
+        if body is not None:
+            if json is not None and not data:
+                sent.setdefault("Content-Type", "application/json")
+            sent["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD") and sent.get("Content-Length") is None:
+            sent["Content-Length"] = "0"
+        return sent, body
 
     def _query(self, params: Params, index: int | None,
                wait: float | _dt.timedelta | None) -> list[tuple[str, str]]:
+        if params is None and index is None and wait is None:
+            return self._defaults
         pairs = _pairs(params)
         given = {key for key, _ in pairs}
-        added: list[tuple[str, Any]] = []
-        for name in ("region", "namespace"):
-            value = getattr(self.settings, name)
-            if value and name not in given:
-                added.append((name, value))
+        added: list[tuple[str, Any]] = [(name, value) for name, value in self._defaults
+                                        if name not in given]
         if index is not None:
             added.append(("index", int(index)))
         if wait is not None:
@@ -394,7 +441,7 @@ class NomadClient:
 
     def close(self) -> None:
         """Close the idle connections. The client can still be used afterwards."""
-        self._session.close()
+        self._transport.close()
 
     def __enter__(self) -> "NomadClient":
         return self
@@ -405,6 +452,10 @@ class NomadClient:
     def __repr__(self) -> str:
         region = self.settings.region or "default"
         return f"<NomadClient address={str(self.settings.address)!r} region={region!r}>"
+
+
+# A path that requests would send exactly as written: nothing to quote, no fragment.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~/?&=:@!$'()*+,;]*")
 
 
 def _pairs(params: Params) -> list[tuple[str, Any]]:

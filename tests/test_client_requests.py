@@ -111,6 +111,65 @@ def test_put_and_post_send_a_json_body(mocked):
     assert json.loads(sent(mocked, 1).body) == {"JobID": "web"}
 
 
+def test_a_raw_body_is_sent_as_utf8_without_a_content_type(mocked):
+    mocked.post(f"{AGENT}/v1/jobs/parse", json={"ID": "web"})
+
+    client().request("POST", "/v1/jobs/parse", data='job "wéb" {}')
+
+    assert sent(mocked).body == 'job "wéb" {}'.encode("utf-8")
+    assert sent(mocked).headers["Content-Length"] == str(len(sent(mocked).body))
+    assert "Content-Type" not in sent(mocked).headers
+
+
+def test_a_call_adds_replaces_or_removes_headers(mocked):
+    mocked.get(f"{AGENT}/v1/jobs", json=[])
+
+    client(token="8f2c6d1e-token").request(
+        "GET", "/v1/jobs", headers={"x-nomad-token": "0ther-token", "Accept": None,
+                                    "X-Request-Id": "r-17"})
+
+    headers = sent(mocked).headers
+    assert headers["X-Nomad-Token"] == "0ther-token"
+    assert "Accept" not in headers
+    assert headers["X-Request-Id"] == "r-17"
+    assert headers["User-Agent"].startswith("nomadtls/")
+
+
+def test_a_call_with_headers_leaves_the_next_call_alone(mocked):
+    mocked.get(f"{AGENT}/v1/jobs", json=[])
+
+    nomad = client()
+    nomad.request("GET", "/v1/jobs", headers={"Accept": None})
+    nomad.get("/v1/jobs")
+
+    assert sent(mocked, 1).headers["Accept"] == "application/json"
+
+
+def test_a_body_that_json_cannot_carry_is_refused_before_sending():
+    with pytest.raises(ValueError, match="JSON body"):
+        client().put("/v1/var/app", {"Items": {"ratio": float("nan")}})
+
+
+def test_a_path_is_quoted_as_requests_quotes_it(mocked):
+    mocked.get(f"{AGENT}/v1/job/web%20api", json={"ID": "web api"})
+    mocked.get(f"{AGENT}/v1/var/app%2Fconfig", json={})
+
+    nomad = client(region="eu")
+    nomad.get("/v1/job/web api")
+    nomad.get("/v1/var/app%2Fconfig")
+
+    assert sent(mocked, 0).url == f"{AGENT}/v1/job/web%20api?region=eu"
+    assert sent(mocked, 1).url == f"{AGENT}/v1/var/app%2Fconfig?region=eu"
+
+
+def test_a_query_in_the_path_is_kept_beside_the_parameters(mocked):
+    mocked.get(f"{AGENT}/v1/jobs", json=[])
+
+    client(namespace="web").get("/v1/jobs?prefix=api", {"meta": True})
+
+    assert sent(mocked).url == f"{AGENT}/v1/jobs?prefix=api&namespace=web&meta=true"
+
+
 def test_delete_returns_none_for_an_empty_answer(mocked):
     mocked.delete(f"{AGENT}/v1/var/app/config", body="")
 

@@ -17,7 +17,7 @@ import pytest
 
 from nomadtls import NomadClient
 from nomadtls._transport import proxies_for
-from nomadtls.errors import APIError, ConnectError, ReadTimeout
+from nomadtls.errors import APIError, ConnectError, ReadTimeout, TransportError
 from nomadtls.testing import StandInAgent
 
 
@@ -29,7 +29,7 @@ def quick_client(address, **given) -> NomadClient:
 
 def connections_of(client: NomadClient) -> int:
     """How many connections the client has opened to its agent so far."""
-    adapter = client._session.get_adapter(client.settings.address.url + "/")
+    adapter = client._transport.adapter_for(client.settings.address.url + "/")
     pool = getattr(adapter, "_pool", None)
     if pool is None:
         (pool,) = adapter.poolmanager.pools._container.values()
@@ -99,17 +99,73 @@ def test_a_redirect_to_another_port_of_the_same_host_is_another_host(cluster):
         assert "X-Nomad-Token" not in other.requests[-1].headers
 
 
-def test_a_redirect_within_the_agent_keeps_the_token(plain_agent):
-    plain_agent.add_route("GET", "/v1/old-jobs", redirect_to("/v1/jobs"))
+@pytest.mark.parametrize("agent_fixture", ["plain_agent", "unix_agent"])
+def test_a_redirect_within_the_agent_keeps_the_token(request, agent_fixture):
+    agent = request.getfixturevalue(agent_fixture)
+    agent.add_route("GET", "/v1/old-jobs", redirect_to("/v1/jobs"))
 
-    with quick_client(plain_agent.address, token="7c0ffee-secret",
+    with quick_client(agent.address, token="7c0ffee-secret",
                       http_auth="ops:hunter2") as client:
         assert client.get("/v1/old-jobs")
 
-    followed = plain_agent.requests[-1]
+    followed = agent.requests[-1]
     assert followed.path == "/v1/jobs"
     assert followed.headers["X-Nomad-Token"] == "7c0ffee-secret"
     assert followed.headers["Authorization"].startswith("Basic ")
+
+
+def test_credentials_do_not_return_when_a_redirect_leads_back_to_the_agent(cluster):
+    with StandInAgent(cluster) as agent, StandInAgent(cluster, host="127.0.0.2") as other:
+        agent.add_route("GET", "/v1/jobs", redirect_to(f"{other.address}/v1/bounce"))
+        other.add_route("GET", "/v1/bounce", redirect_to(f"{agent.address}/v1/nodes"))
+
+        with quick_client(agent.address, token="7c0ffee-secret") as client:
+            assert client.get("/v1/jobs") == client.get("/v1/nodes")
+
+        came_back = agent.requests[1]
+        assert came_back.path == "/v1/nodes"
+        assert "X-Nomad-Token" not in came_back.headers
+        assert agent.requests[-1].headers["X-Nomad-Token"] == "7c0ffee-secret"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_see_other_redirect_turns_a_write_into_a_read_without_its_body(plain_agent,
+                                                                         status):
+    plain_agent.add_route("PUT", "/v1/search",
+                          lambda request: (status, {"Location": "/v1/jobs"}, ""))
+
+    with quick_client(plain_agent.address, token="7c0ffee-secret") as client:
+        assert client.put("/v1/search", {"Prefix": "web", "Context": "jobs"})
+
+    put, followed = plain_agent.requests
+    assert (put.method, followed.method, followed.path) == ("PUT", "GET", "/v1/jobs")
+    assert followed.body == b""
+    assert "Content-Type" not in followed.headers
+    assert followed.headers["X-Nomad-Token"] == "7c0ffee-secret"
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_a_temporary_or_permanent_redirect_repeats_the_method_and_body(plain_agent, status):
+    plain_agent.add_route("PUT", "/v1/old-search",
+                          lambda request: (status, {"Location": "/v1/search"}, ""))
+
+    with quick_client(plain_agent.address) as client:
+        answer = client.put("/v1/old-search", {"Prefix": "web", "Context": "jobs"})
+
+    followed = plain_agent.requests[-1]
+    assert (followed.method, followed.path) == ("PUT", "/v1/search")
+    assert followed.json() == {"Prefix": "web", "Context": "jobs"}
+    assert "jobs" in answer["Matches"]
+
+
+def test_a_redirect_loop_stops_after_ten_redirects(plain_agent):
+    plain_agent.add_route("GET", "/v1/loop", redirect_to("/v1/loop"))
+
+    with quick_client(plain_agent.address) as client, pytest.raises(TransportError) as caught:
+        client.get("/v1/loop")
+
+    assert "stopped after 10 redirects" in caught.value.message
+    assert len(plain_agent.requests) == 11  # the first request and ten redirects
 
 
 # ------------------------------------------------------------------ faults
@@ -300,21 +356,22 @@ def test_a_closed_client_reconnects_when_used_again(unix_agent):
 
 # ------------------------------------------------------------------ proxies and logs
 
+def answer_as_proxy(listener: socket.socket, seen: list[bytes]) -> None:
+    """Play a forward proxy for one request: note its request line, answer `[]`."""
+    conn, _ = listener.accept()
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        seen.append(request.split(b"\r\n", 1)[0])
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2\r\nConnection: close\r\n\r\n[]")
+
+
 def test_an_http_proxy_from_the_environment_carries_requests_to_a_remote_agent():
     seen: list[bytes] = []
-
-    def forward_proxy(listener: socket.socket) -> None:
-        conn, _ = listener.accept()
-        with conn:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += conn.recv(4096)
-            seen.append(request.split(b"\r\n", 1)[0])
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 2\r\nConnection: close\r\n\r\n[]")
-
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        thread = threading.Thread(target=forward_proxy, args=(listener,), daemon=True)
+        thread = threading.Thread(target=answer_as_proxy, args=(listener, seen), daemon=True)
         thread.start()
         environ = {"NOMAD_ADDR": "http://nomad.example.test:4646",
                    "http_proxy": f"http://127.0.0.1:{listener.getsockname()[1]}"}
@@ -324,6 +381,23 @@ def test_an_http_proxy_from_the_environment_carries_requests_to_a_remote_agent()
         thread.join(timeout=5)
 
     assert seen == [b"GET http://nomad.example.test:4646/v1/jobs HTTP/1.1"]
+
+
+def test_a_redirect_to_a_remote_host_goes_through_the_proxy_for_that_host(plain_agent):
+    seen: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        thread = threading.Thread(target=answer_as_proxy, args=(listener, seen), daemon=True)
+        thread.start()
+        plain_agent.add_route("GET", "/v1/jobs",
+                              redirect_to("http://nomad-two.example.test:4646/v1/jobs"))
+        environ = {"http_proxy": f"http://127.0.0.1:{listener.getsockname()[1]}"}
+
+        # The agent itself is on a loopback address, so it is reached directly.
+        with NomadClient(plain_agent.address, environ=environ) as client:
+            assert client.get("/v1/jobs") == []
+        thread.join(timeout=5)
+
+    assert seen == [b"GET http://nomad-two.example.test:4646/v1/jobs HTTP/1.1"]
 
 
 @pytest.mark.parametrize("url, no_proxy, proxied", [
