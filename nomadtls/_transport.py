@@ -29,6 +29,8 @@ TOKEN_HEADER = "X-Nomad-Token"
 
 # Enough idle connections for one client shared by a few dozen threads.
 _POOL_SIZE = 32
+# Origins (the agent, and any that redirects lead to) with a pool kept open.
+_POOLS = 4
 
 
 class _HTTPSPool(HTTPSConnectionPool):
@@ -41,7 +43,18 @@ class _HTTPSPool(HTTPSConnectionPool):
             conn.connect()
 
 
-class TLSAdapter(HTTPAdapter):
+class _AgentAdapter(HTTPAdapter):
+    """What the client's adapters share: the least per-request work requests allows."""
+
+    def request_url(self, request, proxies) -> str:
+        # Without a proxy urllib3 needs only the path, which requests would find only after
+        # parsing the URL twice more to rule a proxy out.
+        if not proxies:
+            return request.path_url
+        return super().request_url(request, proxies)
+
+
+class TLSAdapter(_AgentAdapter):
     """The adapter for http:// and https:// URLs.
 
     Every HTTPS connection uses the client's one SSLContext, and `server_name` (when set)
@@ -60,12 +73,34 @@ class TLSAdapter(HTTPAdapter):
         self._context = context
         self._server_name = server_name
         self._cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
-        super().__init__(pool_connections=4, pool_maxsize=_POOL_SIZE, max_retries=0)
+        self._pools: dict[tuple[str, str], HTTPConnectionPool] = {}
+        super().__init__(pool_connections=_POOLS, pool_maxsize=_POOL_SIZE, max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             **self.poolmanager.pool_classes_by_scheme, "https": _HTTPSPool}
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        # requests builds and normalises a pool key for every request; instead the pool of
+        # each origin reached without a proxy is remembered, for _POOLS origins at most,
+        # and looked up afresh once it has been closed.
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        parts = urlsplit(request.url)
+        key = (parts.scheme, parts.netloc)
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= _POOLS:
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def close(self) -> None:
+        """Close the idle connections; like requests' own adapter, stay usable."""
+        self._pools.clear()
+        super().close()
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
@@ -109,7 +144,7 @@ class _UnixPool(HTTPConnectionPool):
     ConnectionCls = _UnixConnection
 
 
-class UnixAdapter(HTTPAdapter):
+class UnixAdapter(_AgentAdapter):
     """The adapter for an agent reached through a unix socket: one keep-alive pool of
     connections to `socket_path`, whatever the URL's host."""
 

@@ -4,6 +4,7 @@ threads."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -126,6 +127,27 @@ def test_credentials_do_not_return_when_a_redirect_leads_back_to_the_agent(clust
         assert came_back.path == "/v1/nodes"
         assert "X-Nomad-Token" not in came_back.headers
         assert agent.requests[-1].headers["X-Nomad-Token"] == "7c0ffee-secret"
+
+
+def test_a_client_redirected_through_many_hosts_still_reaches_its_agent(cluster):
+    # More hosts than the client keeps pools for, each reached through its own pool: the
+    # agent's requests still go to the agent.
+    with contextlib.ExitStack() as stack:
+        agent = stack.enter_context(StandInAgent(cluster))
+        hops = [stack.enter_context(StandInAgent(cluster, host=f"127.0.0.{n}"))
+                for n in range(2, 7)]
+        agent.add_route("GET", "/v1/job/far-away", redirect_to(f"{hops[0].address}/v1/hop"))
+        for here, there in zip(hops, hops[1:]):
+            here.add_route("GET", "/v1/hop", redirect_to(f"{there.address}/v1/hop"))
+        hops[-1].add_route("GET", "/v1/hop", lambda request: (200, {}, {"ID": "far-away"}))
+
+        with quick_client(agent.address, retries=0) as client:
+            assert client.get("/v1/job/far-away") == {"ID": "far-away"}
+            assert client.get("/v1/jobs")
+
+        assert [len(hop.requests) for hop in hops] == [1] * len(hops)
+        assert [request.path for request in agent.requests] == ["/v1/job/far-away",
+                                                                "/v1/jobs"]
 
 
 @pytest.mark.parametrize("status", [301, 302, 303])
