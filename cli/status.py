@@ -181,9 +181,7 @@ def status(
             paint = render.Paint(render.use_color(settings.no_color, settings.force_color))
             view, options = getattr(render, name), {"verbose": verbose, "paint": paint}
     if as_json:
-        import json
-
-        text = json.dumps(data, indent=4)
+        text = render.json_text(data)  # json.dumps(data, indent=4), written faster
     else:
         text = view(data, **options)
     sys.stdout.write(text + "\n")

@@ -4,13 +4,14 @@ the colour decision."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nomadtls_cli.render import (Paint, iso_time, iso_times, job_list, key_values, short_id,
-                                 table, use_color)
+from nomadtls_cli.render import (Paint, iso_time, iso_times, job_list, json_text, key_values,
+                                 short_id, table, use_color)
 
 
 def stub(job_id="web", **fields):
@@ -173,3 +174,34 @@ def test_a_job_without_allocations_says_none_were_placed():
                        "LatestDeployment": None, "Allocations": []})
 
     assert text.endswith("\nAllocations\nNo allocations placed")
+
+
+# What a JSON answer decodes to, with the odd values json.dumps also writes: non-finite
+# floats, keys that are numbers, tuples.
+_scalars = (st.none() | st.booleans() | st.integers() | st.floats() |
+            st.text(max_size=12))
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: (st.lists(inner, max_size=5) | st.tuples(inner, inner) |
+                   st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=5)),
+    max_leaves=30)
+
+
+@settings(max_examples=150)
+@given(_json_values)
+def test_json_output_is_exactly_what_json_dumps_writes_with_an_indent_of_4(value):
+    assert json_text(value) == json.dumps(value, indent=4)
+
+
+def test_json_output_of_a_job_list_matches_json_dumps():
+    jobs = [stub(f"job-{n}", Datacenters=["dc1", "dc2"], Meta=None, Periodic=False,
+                 JobSummary={"Summary": {"web": {"Running": n, "Failed": 0}},
+                             "Children": {}, "Ratio": n / 3})
+            for n in range(50)]
+
+    assert json_text(jobs) == json.dumps(jobs, indent=4)
+
+
+def test_json_output_refuses_what_json_refuses():
+    with pytest.raises(TypeError):
+        json_text({"when": {1, 2}})
