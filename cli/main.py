@@ -20,12 +20,14 @@ def run(argv: Sequence[str] | None = None) -> None:
     success, 1 on any error, 2 on a usage error.
 
     It is meant to be the last thing a process does. The cyclic garbage collector stays
-    off for the run: one command makes no reference cycles worth collecting, yet the
-    collector's passes would walk every live object again and again while typer and
-    requests load and while a job list of tens of thousands of entries is decoded (a
-    sixth of the time such a listing takes), and peak memory stays as it was. At the end
-    every object is frozen (`gc.freeze`), so the collections the interpreter makes as it
-    shuts down skip them too; the library (`nomadtls`) never touches the collector.
+    off for the run: a command is short and makes no reference cycles worth collecting, yet
+    the collector's passes would walk every live object again and again while typer and
+    requests load and while a list of tens of thousands of jobs is decoded (a tenth to a
+    sixth of the command's time), and without them peak memory stays as it was. At the end
+    every object is frozen (`gc.freeze`), so that the collections the interpreter makes as
+    it shuts down skip them too, and the collector is switched back on if it was. A command
+    that ran for long (following a blocking query, say) should switch it on itself. The
+    library (`nomadtls`) never touches the collector.
     """
     enabled = gc.isenabled()
     gc.disable()
