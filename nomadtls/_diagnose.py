@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import errors
-from ._peer import CertificateSummary, connect, handshake, unverified_context
+from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
 from .settings import Settings, setting_named
 
 __all__ = ["Call", "translate", "api_error", "not_json", "retryable", "nothing_sent",
@@ -81,10 +81,7 @@ class Call:
 
 
 def _address_hint(url: str | None = None, verb: str = "check") -> str:
-    address = setting_named("address")
-    if url is None:
-        return f"{verb} {address.spelled()}"
-    return f"{verb} {address.spelled(url)}"
+    return f"{verb} {setting_named('address').spelled(url)}"
 
 
 # ---------------------------------------------------------------- the exception chain
@@ -114,6 +111,12 @@ def _first(exc: BaseException, kind: type) -> BaseException | None:
 def _ssl_reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     return reason if isinstance(reason, str) else str(exc).upper().replace(" ", "_")
+
+
+def _is_ssl_failure(error: BaseException) -> bool:
+    """Whether `error` is one of ssl's own failures, not the connection closing under it."""
+    return isinstance(error, ssl.SSLError) and not isinstance(
+        error, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
 
 
 def _is_not_tls(error: BaseException) -> bool:
@@ -147,13 +150,8 @@ def _definite_tls_failure(exc: BaseException) -> bool:
     """True when trying again cannot help: verification failed, an alert, not TLS."""
     if _first(exc, ssl.SSLCertVerificationError) is not None:
         return True
-    for error in _chain(exc):
-        if isinstance(error, ssl.SSLError) and not isinstance(
-                error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            reason = _ssl_reason(error)
-            if "ALERT" in reason or _is_not_tls(error):
-                return True
-    return False
+    return any(_is_ssl_failure(error) and ("ALERT" in _ssl_reason(error) or _is_not_tls(error))
+               for error in _chain(exc))
 
 
 def nothing_sent(exc: BaseException) -> bool:
@@ -204,8 +202,7 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
         return _verification_failure(verify_error, call)
 
     for error in _chain(exc):
-        if isinstance(error, ssl.SSLError) and not isinstance(
-                error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        if _is_ssl_failure(error):
             if _is_not_tls(error):
                 return _https_at_plain_port(call)
             alert = _client_cert_alert(error)
@@ -244,9 +241,9 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
             hint="the agent may be overloaded or stuck; try again, or allow a longer "
                  "read timeout")
 
-    refused = _connect_failure(exc, call)
-    if refused is not None:
-        return refused
+    unconnected = _connect_failure(exc, call)
+    if unconnected is not None:
+        return unconnected
 
     if _is_eof(exc):
         return _dropped(exc, call)
@@ -350,21 +347,20 @@ def _trusted(settings: Settings) -> str:
 def _name_mismatch(call: Call, leaf: CertificateSummary | None
                    ) -> errors.ServerNameMismatch:
     settings = call.settings
-    server_name = setting_named("tls_server_name")
+    checked = server_name(settings) or "localhost"
     if settings.tls_server_name:
-        checked = settings.tls_server_name
         origin = settings.label("tls_server_name")
     else:
-        checked = settings.address.host or "localhost"
         origin = f"the host in {settings.label('address')}"
+    name_setting = setting_named("tls_server_name")
     if leaf is None or not leaf.names:
         return errors.ServerNameMismatch(
             f"the agent's certificate is not valid for {checked!r} ({origin})",
-            hint=f"set {server_name.spelled()} to a name the certificate holds",
+            hint=f"set {name_setting.spelled()} to a name the certificate holds",
             checked=checked)
     suggestion = suggest_server_name(leaf.names, settings.region)
     if suggestion is not None and suggestion != checked:
-        hint = f"set {server_name.spelled(suggestion)}"
+        hint = f"set {name_setting.spelled(suggestion)}"
     else:
         hint = f"connect with a name or address the certificate holds: {', '.join(leaf.names)}"
     return errors.ServerNameMismatch(
@@ -476,8 +472,7 @@ def _speaks_tls(call: Call) -> bool:
     der, error = _handshake(call)
     if der is not None:
         return True
-    return isinstance(error, ssl.SSLError) and not isinstance(
-        error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) and not _is_not_tls(error)
+    return _is_ssl_failure(error) and not _is_not_tls(error)
 
 
 def _answers_plain_http(call: Call) -> bool:
