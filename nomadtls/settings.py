@@ -337,9 +337,7 @@ class Settings(_Record):
         rows = []
         for setting in SETTINGS:
             value = getattr(self, setting.name)
-            if setting.name == "address":
-                shown = str(value)
-            elif setting.kind == "secret":
+            if setting.kind == "secret":
                 shown = "set" if value else "unset"
             elif isinstance(value, bool):
                 shown = "true" if value else "false"
@@ -424,12 +422,12 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
             f"{server_name!r} is neither a DNS name nor an IP address",
             hint="give a name the agent's certificate holds, such as server.global.nomad")
 
-    address_origin = _origin_label("address", sources.get("address", "default"))
+    address_origin = _origin_label("address", sources["address"])
     address = parse_address(values.get("address", DEFAULT_ADDRESS), address_origin)
     http_auth = _split_auth(values["http_auth"]) if "http_auth" in values else None
     if address.username is not None:
         http_auth = (address.username, address.password or "")
-        sources["http_auth"] = sources.get("address", "default")
+        sources["http_auth"] = sources["address"]
     if http_auth is not None:
         _check_utf8("http_auth", http_auth, sources["http_auth"])
 
