@@ -41,8 +41,8 @@ def build_context(settings: Settings, *, verify: bool | None = None,
 
     `verify` defaults to the opposite of `skip_verify`; when off, the context checks
     neither the chain nor the name (and never raises the ValueError that a context with
-    hostname checks left on does). `roots=False` leaves the trust store empty: the
-    diagnosis uses that for its unverified second look at an agent's certificate.
+    hostname checks left on does). `roots=False` leaves the trust store empty, for the
+    unverified looks at an agent's certificates (`nomadtls._peer`).
     """
     if verify is None:
         verify = not settings.skip_verify
@@ -72,8 +72,7 @@ def _load_roots(context: ssl.SSLContext, settings: Settings) -> None:
         if settings.ca_path:
             log.debug("CA file %s is set, so CA directory %s is ignored",
                       settings.ca_cert, settings.ca_path)
-        _load_ca_text(context, settings, "ca_cert", settings.ca_cert,
-                      _read_pem_file(settings, "ca_cert", settings.ca_cert))
+        _load_ca_file(context, settings, "ca_cert", settings.ca_cert)
     elif settings.ca_path:
         _load_ca_directory(context, settings)
     else:
@@ -95,16 +94,17 @@ def _load_ca_directory(context: ssl.SSLContext, settings: Settings) -> None:
         subfolders.sort()
         for name in sorted(files):
             path = os.path.join(folder, name)
-            _load_ca_text(context, settings, "ca_path", path,
-                          _read_pem_file(settings, "ca_path", path))
+            _load_ca_file(context, settings, "ca_path", path)
             loaded += 1
     if not loaded:
         raise _file_error(settings, "ca_path", top, "holds no CA files")
     log.debug("loaded %d CA file(s) from %s", loaded, top)
 
 
-def _load_ca_text(context: ssl.SSLContext, settings: Settings, name: str, path: str,
-                  text: str) -> None:
+def _load_ca_file(context: ssl.SSLContext, settings: Settings, name: str, path: str
+                  ) -> None:
+    """Trust every CA certificate in the PEM file at `path`, found through setting `name`."""
+    text = _read_pem_file(settings, name, path)
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text) if m.group(1) == "CERTIFICATE"]
     if not blocks:
         labels = pem_labels(text)

@@ -243,7 +243,8 @@ def create_ca(*, domain: str = "nomad", days: int = 1825, name_constraint: bool 
     return Credential(cert, key)
 
 
-def _unique(values: Iterable[str]) -> list[str]:
+def _unique(values: Iterable) -> list:
+    """The values in their first order, each once."""
     return list(dict.fromkeys(values))
 
 
@@ -255,7 +256,7 @@ def _parse_ips(values: Iterable[str]) -> list[ipaddress.IPv4Address | ipaddress.
         except ValueError:
             raise ConfigError(f"{value!r} is not an IP address",
                               hint="give an IPv4 or IPv6 address such as 10.0.0.5") from None
-    return list(dict.fromkeys(parsed))
+    return _unique(parsed)
 
 
 def create_certificate(ca: Credential, role: str, *, region: str = "global",
