@@ -52,6 +52,13 @@ def mtls_agent(cluster, pki):
 
 
 @pytest.fixture
+def agent_by_ip(cluster, pki):
+    """A TLS agent at 127.0.0.2, an address its certificate does not hold (it holds
+    server.global.nomad, localhost, 127.0.0.1 and ::1), as a Nomad server reached by IP."""
+    yield from _serving(cluster, tls=pki.server, host="127.0.0.2")
+
+
+@pytest.fixture
 def unix_agent(cluster):
     # AF_UNIX paths are limited to about 107 bytes, too few for pytest's tmp_path.
     directory = tempfile.mkdtemp(prefix="nomadtls-", dir="/tmp")

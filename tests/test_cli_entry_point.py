@@ -9,10 +9,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
-from nomadtls.testing import StandInAgent
-
 # The console script pip installed beside this interpreter; else the module behind it.
 SCRIPT = shutil.which("nomadtls", path=os.path.dirname(sys.executable))
 COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "nomadtls_cli.main"]
@@ -21,14 +17,6 @@ COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "nomadtls_cli.main"]
 def nomadtls(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **env})
-
-
-@pytest.fixture
-def agent_by_ip(cluster, pki):
-    """A TLS agent at an address its certificate does not name, as a Nomad server
-    reached by its IP is: the certificate holds server.global.nomad, localhost, 127.0.0.1."""
-    with StandInAgent(cluster, tls=pki.server, host="127.0.0.2") as agent:
-        yield agent
 
 
 def test_the_console_script_is_installed():
