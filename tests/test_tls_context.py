@@ -35,6 +35,7 @@ def files(tmp_path_factory):
     put("other-ca.pem", other_ca.cert_pem)
     put("cli.pem", cli.cert_pem)
     put("cli-key.pem", cli.key_pem)
+    put("server.pem", server.cert_pem)
     put("server-key.pem", server.key_pem)
     put("empty.pem", b"")
     put("notes.txt", b"remember to rotate the CA\n")
@@ -54,6 +55,30 @@ def context_for(environ=None, **given):
 
 def ca_count(context: ssl.SSLContext) -> int:
     return context.cert_store_stats()["x509_ca"]
+
+
+def presented(context: ssl.SSLContext, files) -> str:
+    """The common name of the certificate `context` shows an agent that demands one from
+    the cluster's CA, found through a handshake between the two in memory."""
+    agent_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    agent_context.load_cert_chain(files["server.pem"], files["server-key.pem"])
+    agent_context.load_verify_locations(files["ca.pem"])
+    agent_context.verify_mode = ssl.CERT_REQUIRED
+    to_agent, to_client, from_agent, from_client = (ssl.MemoryBIO() for _ in range(4))
+    client = context.wrap_bio(to_client, from_client, server_hostname="server.global.nomad")
+    agent = agent_context.wrap_bio(to_agent, from_agent, server_side=True)
+    waiting = [client, agent]
+    for _ in range(10):
+        for end in list(waiting):
+            try:
+                end.do_handshake()
+                waiting.remove(end)
+            except ssl.SSLWantReadError:
+                pass
+        to_agent.write(from_client.read())
+        to_client.write(from_agent.read())
+    subject = dict(pair for part in agent.getpeercert()["subject"] for pair in part)
+    return subject["commonName"]
 
 
 def test_the_context_refuses_anything_older_than_tls_1_2(files):
@@ -148,6 +173,7 @@ def test_a_client_certificate_and_key_are_loaded_together(files):
                           client_key=files["cli-key.pem"])
 
     assert context.verify_mode == ssl.CERT_REQUIRED
+    assert presented(context, files) == "cli.global.nomad"
 
 
 @pytest.mark.parametrize("cert, key, blamed, problem", [
