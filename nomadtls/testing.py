@@ -1139,7 +1139,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in a test's route: say so rather than hang up
             log.debug("stand-in agent: route for %s failed", request.path, exc_info=True)
             status, headers, body = 500, {}, f"stand-in agent route failed: {exc!r}"
-        self._send(status, headers, body)
+        self._send(status, headers, body, pretty="pretty" in request.query)
 
     def _read_request(self) -> RecordedRequest | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -1163,15 +1163,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                                                  keep_blank_values=True)),
                                self.headers, body, client_cert)
 
-    def _send(self, status: int, headers: dict[str, str], body: Any) -> None:
+    def _send(self, status: int, headers: dict[str, str], body: Any,
+              pretty: bool = False) -> None:
+        """Answer with `body`: bytes as they are, a str as text, anything else as JSON
+        (indented when the request asked for `pretty`)."""
         if isinstance(body, bytes):
             content_type = "application/octet-stream"
         elif isinstance(body, str):
             content_type = "text/plain; charset=utf-8"
         else:
             content_type = "application/json"
-            body = (body if isinstance(body, _Json) else _Json(body)).render(
-                "pretty" in self._query_names())
+            body = (body if isinstance(body, _Json) else _Json(body)).render(pretty)
         data = body.encode("utf-8") if isinstance(body, str) else body
         if len(data) >= 1400 and "gzip" in self.headers.get("Accept-Encoding", ""):
             data = gzip.compress(data, compresslevel=1)
@@ -1185,10 +1187,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-
-    def _query_names(self) -> set[str]:
-        return {name for name, _ in parse_qsl(self.path.partition("?")[2],
-                                              keep_blank_values=True)}
 
 
 class _ServerMixin:
