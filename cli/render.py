@@ -81,11 +81,7 @@ def _cell(value: Any) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Columns left-aligned, two spaces apart, empty cells as <none>; no trailing space."""
-    return _columns([list(header)] + [[_cell(value) for value in row] for row in rows])
-
-
-def _columns(lines: list[list[str]]) -> str:
-    """Lines of text cells as aligned columns: the width of each is its longest cell."""
+    lines = [list(header)] + [[_cell(value) for value in row] for row in rows]
     return _aligned(list(zip(*lines)))
 
 
