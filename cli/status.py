@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import typer
 
+from nomadtls.errors import NomadError
+
 from .options import Connection, connection_options, make_client, option_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,13 +128,14 @@ _VIEWS: dict[str, tuple[Callable[[NomadClient, str], Any], str]] = {
 
 def _lookup(client: NomadClient, prefix: str) -> tuple[Any, str]:
     """One search for `prefix`, then the reads of the view it resolves to: (the JSON the
-    view is built from, the name of its render function)."""
+    view is built from, the name of its render function). An object of a kind the command
+    does not show is a NomadError, reported as any other."""
     answer = client.put("/v1/search", json={"Prefix": prefix, "Context": "all"})
     context, object_id = pick(prefix, (answer or {}).get("Matches") or {})
     if context not in _VIEWS:
-        raise _fail([f'Error: "{prefix}" names an object of the kind "{context}", which '
-                     "status does not show",
-                     "It shows jobs, nodes, allocations, evaluations and deployments."])
+        raise NomadError(f'"{prefix}" names an object of the kind "{context}", which status '
+                         "does not show",
+                         hint="it shows jobs, nodes, allocations, evaluations and deployments.")
     fetch, name = _VIEWS[context]
     return fetch(client, object_id), name
 

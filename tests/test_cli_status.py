@@ -108,6 +108,18 @@ def test_no_match_is_reported_and_exits_1(plain_agent):
     assert result.stderr == 'No matches returned for query "zzz"\n'
 
 
+def test_a_kind_status_does_not_show_is_named_with_the_kinds_it_shows(cluster):
+    matches = {"Matches": {"jobs": None, "volumes": ["pgdata"]}, "Truncations": {}}
+    with StandInAgent(cluster) as agent:
+        agent.add_route("PUT", "/v1/search", lambda request: (200, {}, matches))
+        result = status(agent, "pg")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        'Error: "pg" names an object of the kind "volumes", which status does not show',
+        "It shows jobs, nodes, allocations, evaluations and deployments."]
+
+
 def test_an_exact_id_wins_over_longer_matches_elsewhere():
     assert pick("cache", {"jobs": ["cache"], "allocs": ["cache0ff-..."]}) == ("jobs", "cache")
 
