@@ -124,12 +124,6 @@ def test_a_dropping_tls_agent_is_not_mistaken_for_a_certificate_demand(tls_agent
 
 # ------------------------------------------------------------------ verification
 
-@pytest.fixture
-def agent_by_ip(cluster, pki):
-    with StandInAgent(cluster, tls=pki.server, host="127.0.0.2") as agent:
-        yield agent
-
-
 def test_a_name_mismatch_lists_the_names_and_suggests_the_server_name(agent_by_ip, pki):
     error = failure({"NOMAD_ADDR": agent_by_ip.address, "NOMAD_CACERT": pki.ca_file})
 
