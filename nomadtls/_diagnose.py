@@ -24,7 +24,7 @@ import requests
 
 from . import errors
 from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
-from .settings import Settings, setting_named
+from .settings import Settings
 
 __all__ = ["Call", "translate", "api_error", "not_json", "retryable", "nothing_sent",
            "refused", "suggest_server_name", "scrub"]
@@ -80,8 +80,9 @@ class Call:
         return f" (tried {self.attempts} times)"
 
 
-def _address_hint(url: str | None = None, verb: str = "check") -> str:
-    return f"{verb} {setting_named('address').spelled(url)}"
+def _address_hint(settings: Settings, url: str | None = None, verb: str = "check"
+                  ) -> str:
+    return f"{verb} {settings.spelled('address', url)}"
 
 
 # ---------------------------------------------------------------- the exception chain
@@ -215,7 +216,7 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
             return errors.TLSError(
                 f"the TLS connection to {call.where} failed: {_words(error)}",
                 hint="check the agent's TLS settings and "
-                     f"{setting_named('ca_cert').spelled()}")
+                     f"{settings.spelled('ca_cert')}")
 
     if address.scheme == "http" and _first(exc, http.client.BadStatusLine) is not None:
         # A TLS alert record (\x15\x03...) where a status line should be.
@@ -227,12 +228,12 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
             return _https_at_plain_port(call)
         return errors.ConnectTimeout(
             f"the agent at {call.where} did not complete the TLS handshake within "
-            f"{call.timeout[0]:g} s", hint=_address_hint())
+            f"{call.timeout[0]:g} s", hint=_address_hint(settings))
 
     if isinstance(exc, requests.ConnectTimeout):
         return errors.ConnectTimeout(
             f"no connection to {call.where} within {call.timeout[0]:g} s",
-            hint=f"check the address ({setting_named('address').spelled()}) and that no "
+            hint=f"check the address ({settings.spelled('address')}) and that no "
                  "firewall drops the port, or allow a longer connect timeout")
     if isinstance(exc, requests.ReadTimeout):
         return errors.ReadTimeout(
@@ -249,24 +250,25 @@ def translate(exc: BaseException, call: Call) -> errors.NomadError:
         return _dropped(exc, call)
     return errors.TransportError(
         f"{call.what} to {call.where} failed: {scrub(_words(exc), settings)}",
-        hint=_address_hint() if address.scheme != "unix" else None)
+        hint=_address_hint(settings) if address.scheme != "unix" else None)
 
 
 def _connect_failure(exc: BaseException, call: Call) -> errors.NomadError | None:
     """The error for a connection that could not be made at all, or None."""
-    address = call.settings.address
+    settings = call.settings
+    address = settings.address
     if not nothing_sent(exc):
         return None
     os_error = _os_error(exc)
     code = getattr(os_error, "errno", None)
-    hint = _address_hint()
+    hint = _address_hint(settings)
 
     if address.scheme == "unix":
         path = address.socket_path
         if code == errno.ENOENT:
             return errors.ConnectError(
                 f"there is no unix socket at {path} ({call.settings.label('address')})",
-                hint=f"check the path in {setting_named('address').spelled()}")
+                hint=f"check the path in {settings.spelled('address')}")
         if code in (errno.EACCES, errno.EPERM):
             return errors.ConnectError(
                 f"no permission to use the unix socket {path}",
@@ -282,7 +284,7 @@ def _connect_failure(exc: BaseException, call: Call) -> errors.NomadError | None
     if code == errno.ECONNREFUSED:
         return errors.ConnectError(
             f"nothing is listening at {call.where}: connection refused{call.retried()}",
-            hint=f"start the agent, or point {setting_named('address').spelled()} at one "
+            hint=f"start the agent, or point {settings.spelled('address')} at one "
                  "that runs")
     reason = os_error.strerror if os_error is not None and os_error.strerror else "failed"
     return errors.ConnectError(
@@ -328,12 +330,12 @@ def _verification_failure(error: ssl.SSLCertVerificationError, call: Call) -> er
         return errors.UnknownAuthority(
             f"the agent's certificate{issuer} is not signed by a CA this client trusts "
             f"({_trusted(settings)})",
-            hint=f"set {setting_named('ca_cert').spelled()} to the PEM file of the CA that "
+            hint=f"set {settings.spelled('ca_cert')} to the PEM file of the CA that "
                  "signed it (nomad-agent-ca.pem)")
     message = getattr(error, "verify_message", None) or _words(error)
     return errors.TLSError(
         f"the agent's certificate at {call.where} failed verification: {message}",
-        hint=f"check {setting_named('ca_cert').spelled()}")
+        hint=f"check {settings.spelled('ca_cert')}")
 
 
 def _trusted(settings: Settings) -> str:
@@ -352,15 +354,14 @@ def _name_mismatch(call: Call, leaf: CertificateSummary | None
         origin = settings.label("tls_server_name")
     else:
         origin = f"the host in {settings.label('address')}"
-    name_setting = setting_named("tls_server_name")
     if leaf is None or not leaf.names:
         return errors.ServerNameMismatch(
             f"the agent's certificate is not valid for {checked!r} ({origin})",
-            hint=f"set {name_setting.spelled()} to a name the certificate holds",
+            hint=f"set {settings.spelled('tls_server_name')} to a name the certificate holds",
             checked=checked)
     suggestion = suggest_server_name(leaf.names, settings.region)
     if suggestion is not None and suggestion != checked:
-        hint = f"set {name_setting.spelled(suggestion)}"
+        hint = f"set {settings.spelled('tls_server_name', suggestion)}"
     else:
         hint = f"connect with a name or address the certificate holds: {', '.join(leaf.names)}"
     return errors.ServerNameMismatch(
@@ -400,7 +401,7 @@ def _expired(call: Call, leaf: CertificateSummary | None, code: int
     late = "has expired" if code == _EXPIRED else "is not valid yet"
     return errors.CertificateExpired(
         f"a CA certificate in the agent's chain {late}",
-        hint=f"renew the CA, then {setting_named('ca_cert').spelled()}")
+        hint=f"renew the CA, then {call.settings.spelled('ca_cert')}")
 
 
 def _when(moment: _dt.datetime) -> str:
@@ -409,17 +410,18 @@ def _when(moment: _dt.datetime) -> str:
 
 def _client_certificate(call: Call, alert: str) -> errors.TLSError:
     settings = call.settings
-    cert, key = setting_named("client_cert"), setting_named("client_key")
     if settings.client_cert:
         return errors.ClientCertificateRejected(
             f"the agent at {call.where} refused the client certificate "
             f"{settings.client_cert!r} ({settings.label('client_cert')}): {alert}",
-            hint=f"use a client certificate signed by the agent's CA, in {cert.spelled()} "
-                 f"with its key in {key.spelled()}")
+            hint=f"use a client certificate signed by the agent's CA, in "
+                 f"{settings.spelled('client_cert')} with its key in "
+                 f"{settings.spelled('client_key')}")
     return errors.ClientCertificateRequired(
         f"the agent at {call.where} demands a client certificate and none was given",
-        hint=f"set {cert.spelled()} and {key.spelled()} to a certificate and key signed "
-             "by the agent's CA; skipping verification does not replace them")
+        hint=f"set {settings.spelled('client_cert')} and {settings.spelled('client_key')} "
+             "to a certificate and key signed by the agent's CA; skipping verification "
+             "does not replace them")
 
 
 def _https_at_plain_port(call: Call) -> errors.ProtocolMismatch:
@@ -434,7 +436,7 @@ def _wrong_scheme(call: Call, used: str, right: str, finding: str) -> errors.Pro
     fixed = call.settings.address.url.replace(f"{used}://", f"{right}://", 1)
     return errors.ProtocolMismatch(
         f"the agent at {call.where} {finding}",
-        hint=_address_hint(fixed, verb=f"use {right}://: set"))
+        hint=_address_hint(call.settings, fixed, verb=f"use {right}://: set"))
 
 
 # ---------------------------------------------------------------- second looks
@@ -509,17 +511,16 @@ def api_error(status: int, headers: Mapping[str, str], body: str,
     if status == 400 and GO_PLAINTEXT_REPLY in body:
         return _http_at_tls_port(call)
     if status in (401, 403):
-        token = setting_named("token")
         challenge = headers.get("WWW-Authenticate", "")
         if status == 401 and challenge.lower().startswith("basic"):
             hint = (f"a proxy in front of the agent wants basic auth: set "
-                    f"{setting_named('http_auth').spelled('user:password')} or put "
+                    f"{settings.spelled('http_auth', 'user:password')} or put "
                     "user:password@ in the address")
         elif settings.token:
             hint = (f"the token from {settings.label('token')} is unknown or expired, or "
                     "lacks a policy that allows this call")
         else:
-            hint = f"no ACL token was sent; set {token.spelled()}"
+            hint = f"no ACL token was sent; set {settings.spelled('token')}"
         return errors.PermissionDenied(
             f"the agent refused {call.what} ({status}){quoted}",
             status=status, body=body, hint=hint)
@@ -544,7 +545,7 @@ def _no_route(said: str, settings: Settings) -> str | None:
     prefix = urlsplit(settings.address.url).path
     if prefix:
         return (f"the agent serves no such path: check the path {prefix!r} in "
-                f"{setting_named('address').spelled()}")
+                f"{settings.spelled('address')}")
     return "the agent serves no such path; it may be older than this call needs"
 
 
@@ -554,7 +555,7 @@ def not_json(content: bytes, call: Call) -> errors.InvalidResponse:
     return errors.InvalidResponse(
         f"the answer to {call.what} from {call.where} is not JSON, so this is not a Nomad "
         f"agent's answer (it begins {begins!r})",
-        hint=f"check {setting_named('address').spelled()}: a proxy or another service may "
+        hint=f"check {call.settings.spelled('address')}: a proxy or another service may "
              "be answering there")
 
 

@@ -13,7 +13,7 @@ import re
 import ssl
 
 from .errors import ConfigError
-from .settings import Settings, setting_named
+from .settings import Settings
 
 __all__ = ["build_context", "pem_labels"]
 
@@ -88,7 +88,7 @@ def _load_ca_directory(context: ssl.SSLContext, settings: Settings) -> None:
     if not os.path.isdir(top):
         raise _file_error(settings, "ca_path", top, "is a file, not a directory",
                           hint=f"name a single CA file with "
-                               f"{setting_named('ca_cert').spelled()} instead")
+                               f"{settings.spelled('ca_cert')} instead")
     loaded = 0
     for folder, subfolders, files in os.walk(top):
         subfolders.sort()
@@ -184,7 +184,7 @@ def _read_pem_file(settings: Settings, name: str, path: str) -> str:
     if os.path.isdir(path):
         hint = None
         if name == "ca_cert":
-            hint = f"name a directory of CA files with {setting_named('ca_path').spelled()}"
+            hint = f"name a directory of CA files with {settings.spelled('ca_path')}"
         raise _file_error(settings, name, path, "is a directory, not a file", hint=hint)
     try:
         with open(path, "rb") as handle:
@@ -213,7 +213,7 @@ def _file_error(settings: Settings, name: str, path: str, problem: str, *,
     else:
         message = f"the {_WHAT[name]} {path!r} ({label}) {problem}"
     if hint is None:
-        hint = f"check {setting_named(name).spelled()}"
+        hint = f"check {settings.spelled(name)}"
     return ConfigError(message, hint=hint)
 
 

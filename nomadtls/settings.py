@@ -329,6 +329,20 @@ class Settings(_Record):
         """
         return _origin_label(name, self.source(name))
 
+    def spelled(self, name: str, value: str | None = None) -> str:
+        """How a hint tells the user to change `name`, in the way they set things up.
+
+        A script that passed the setting (or, for a setting left at its default, the
+        address) as a keyword argument reads "ca_cert=" or "tls_server_name='x'"; anyone
+        else reads the variable and the flag, as `Setting.spelled` gives them.
+        """
+        source = self.source(name)
+        if source == "default":
+            source = self.source("address")
+        if source == "argument":
+            return f"{name}=" if value is None else f"{name}={value!r}"
+        return _BY_NAME[name].spelled(value)
+
     def describe(self) -> list[tuple[Setting, str, str]]:
         """Each setting with its value as it may be shown, and where it came from.
 

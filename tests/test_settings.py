@@ -185,6 +185,20 @@ def test_settings_spell_the_variable_and_the_flag_for_hints():
 
 
 
+def test_hints_spell_a_setting_the_way_the_user_sets_things_up():
+    script = resolve({}, address="https://10.0.0.5:4646")
+    shell = resolve({"NOMAD_ADDR": "https://10.0.0.5:4646"})
+    typed = resolve({}, origin="flag", address="https://10.0.0.5:4646")
+
+    assert script.spelled("address") == "address="
+    assert script.spelled("tls_server_name", "server.global.nomad") == (
+        "tls_server_name='server.global.nomad'")
+    assert shell.spelled("tls_server_name", "server.global.nomad") == (
+        "NOMAD_TLS_SERVER_NAME=server.global.nomad "
+        "(-tls-server-name=server.global.nomad)")
+    assert typed.spelled("ca_cert") == "NOMAD_CACERT (-ca-cert)"
+
+
 def test_resolved_settings_are_frozen_values():
     settings = resolve({"NOMAD_ADDR": "https://10.0.0.5:4646", "NOMAD_TOKEN": "t-1"})
 

@@ -160,6 +160,20 @@ def test_the_message_names_the_flag_or_keyword_that_set_the_file(files, origin, 
         build_context(resolve({}, origin=origin, ca_cert=files["empty.pem"]))
 
 
+@pytest.mark.parametrize("origin, environ, given, hint", [
+    ("argument", {}, {"ca_cert": "empty.pem"}, "check ca_cert="),
+    ("flag", {}, {"ca_cert": "empty.pem"}, "check NOMAD_CACERT (-ca-cert)"),
+    ("argument", {"NOMAD_CACERT": "empty.pem"}, {}, "check NOMAD_CACERT (-ca-cert)"),
+])
+def test_the_hint_speaks_the_way_the_file_was_set(files, origin, environ, given, hint):
+    environ = {key: files[value] for key, value in environ.items()}
+    given = {key: files[value] for key, value in given.items()}
+    with pytest.raises(ConfigError) as caught:
+        build_context(resolve(environ, origin=origin, **given))
+
+    assert caught.value.hint == hint
+
+
 def test_a_ca_directory_that_is_a_file_says_which_setting_takes_a_file(files):
     with pytest.raises(ConfigError) as caught:
         context_for(ca_path=files["ca.pem"])
