@@ -481,10 +481,10 @@ def _answers_plain_http(call: Call) -> bool:
     address = call.settings.address
     if address.host is None:
         return False
-    host = f"[{address.host}]" if ":" in address.host else address.host
     try:
         with connect(call.settings, _probe_timeout(call)) as sock:
-            sock.sendall(f"HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode("ascii"))
+            request = f"HEAD / HTTP/1.0\r\nHost: {address.url_host}\r\n\r\n"
+            sock.sendall(request.encode("ascii"))
             return sock.recv(8).startswith(b"HTTP/")
     except OSError as exc:
         log.debug("plain HTTP look at %s: %s", address, exc)

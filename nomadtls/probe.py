@@ -174,7 +174,7 @@ def look(settings: Settings, *, timeout: float = 10.0) -> Handshake:
     change is the job of a verified request's diagnosis.
     """
     address = settings.address
-    host, port = address.host, address.port
+    host, port = address.url_host, address.port
     if not address.is_tls or host is None or port is None:
         raise ValueError(f"{address} is not an https:// address")
     name = server_name(settings)
@@ -242,7 +242,7 @@ def _look_presenting_certificate(settings: Settings, timeout: float
 
 
 def _connect(settings: Settings, timeout: float) -> socket.socket:
-    host, port = settings.address.host, settings.address.port
+    host, port = settings.address.url_host, settings.address.port
     try:
         return connect(settings, timeout)
     except socket.timeout:
@@ -255,9 +255,9 @@ def _connect(settings: Settings, timeout: float) -> socket.socket:
 
 def _first_read(tls: ssl.SSLSocket, host: str) -> tuple[bool, str | None]:
     """Send an anonymous request and read the first bytes of the answer: a TLS 1.3 agent
-    that demands a client certificate refuses only now. Returns (demanded, failure)."""
-    shown_host = f"[{host}]" if ":" in host else host
-    request = (f"GET /v1/agent/health HTTP/1.1\r\nHost: {shown_host}\r\n"
+    that demands a client certificate refuses only now. `host` is as a URL writes it.
+    Returns (demanded, failure)."""
+    request = (f"GET /v1/agent/health HTTP/1.1\r\nHost: {host}\r\n"
                "Connection: close\r\n\r\n").encode("ascii", "replace")
     try:
         tls.sendall(request)

@@ -188,6 +188,13 @@ class Address(_Record):
     def is_tls(self) -> bool:
         return self.scheme == "https"
 
+    @property
+    def url_host(self) -> str | None:
+        """The host as a URL writes it, an IPv6 address in brackets; None for unix."""
+        if self.host is None:
+            return None
+        return f"[{self.host}]" if ":" in self.host else self.host
+
     def __str__(self) -> str:
         if self.scheme == "unix":
             return f"unix://{self.socket_path}"

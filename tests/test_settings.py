@@ -199,6 +199,15 @@ def test_hints_spell_a_setting_the_way_the_user_sets_things_up():
     assert typed.spelled("ca_cert") == "NOMAD_CACERT (-ca-cert)"
 
 
+@pytest.mark.parametrize("address, url_host", [
+    ("https://10.0.0.5:4646", "10.0.0.5"),
+    ("https://[::1]:4646", "[::1]"),
+    ("unix:///run/nomad/api.sock", None),
+])
+def test_the_url_host_brackets_an_ipv6_address(address, url_host):
+    assert resolve({}, address=address).address.url_host == url_host
+
+
 def test_resolved_settings_are_frozen_values():
     settings = resolve({"NOMAD_ADDR": "https://10.0.0.5:4646", "NOMAD_TOKEN": "t-1"})
 

@@ -4,6 +4,7 @@ real local agents, and that the verdict is the client's own diagnosis."""
 from __future__ import annotations
 
 import datetime as _dt
+import socket
 import ssl
 
 import pytest
@@ -262,6 +263,16 @@ def test_an_ipv6_agent_is_checked_by_its_bracketed_address(pki, cluster):
 
     assert result.exit_code == 0, result.output
     assert "::1 (the host in NOMAD_ADDR): in the certificate" in result.stdout
+
+
+def test_a_closed_ipv6_port_is_named_with_its_brackets():
+    with socket.socket(socket.AF_INET6) as placeholder:
+        placeholder.bind(("::1", 0))
+        port = placeholder.getsockname()[1]
+    with pytest.raises(NomadError) as caught:
+        probe.look(resolve({}, address=f"https://[::1]:{port}"), timeout=2)
+
+    assert f"cannot connect to [::1]:{port}:" in caught.value.message
 
 
 def test_an_agent_without_client_verification_is_reported_as_not_asking(pki, tls_agent):
