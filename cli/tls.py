@@ -239,6 +239,8 @@ def _settings_section(settings: Settings, paint: Paint) -> str:
 
 
 def _tls_section(result: CheckResult, paint: Paint) -> str:
+    from nomadtls._peer import server_name_origin
+
     from .render import key_values
 
     settings = result.settings
@@ -267,7 +269,8 @@ def _tls_section(result: CheckResult, paint: Paint) -> str:
         rows += [("Version", handshake.tls_version), ("Cipher", handshake.cipher)]
     else:
         rows.append(("Version", f"none: the agent ended the handshake ({handshake.failure})"))
-    rows.append(("Name checked", f"{handshake.checked_name} ({_name_origin(settings)}): "
+    origin = server_name_origin(settings, lead="from ")
+    rows.append(("Name checked", f"{handshake.checked_name} ({origin}): "
                                  f"{_name_verdict(handshake)}"))
     rows.append(("Client certificate", _client_certificate(handshake, settings)))
     return ("\n" + "\n".join(blocks) + f"\n\n{paint.title('TLS')}\n"
@@ -287,17 +290,13 @@ def _agent_section(result: CheckResult, paint: Paint) -> str:
 
 
 def _verdict(result: CheckResult) -> str:
+    from nomadtls._peer import server_name
+
     settings = result.settings
-    name = settings.tls_server_name or settings.address.host
+    name = server_name(settings)
     mutual = " with mutual TLS" if settings.client_cert else ""
     return (f"OK: the agent's certificate is trusted and valid for {name}, and a verified "
             f"request reached the agent{mutual}.")
-
-
-def _name_origin(settings: Settings) -> str:
-    if settings.tls_server_name:
-        return f"from {settings.label('tls_server_name')}"
-    return f"the host in {settings.label('address')}"
 
 
 def _name_verdict(handshake: Handshake) -> str:

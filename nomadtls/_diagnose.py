@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import requests
 
 from . import errors
-from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
+from ._peer import (CertificateSummary, connect, handshake, server_name, server_name_origin,
+                    unverified_context)
 from .settings import Settings
 
 __all__ = ["Call", "translate", "api_error", "not_json", "retryable", "nothing_sent",
@@ -350,10 +351,7 @@ def _name_mismatch(call: Call, leaf: CertificateSummary | None
                    ) -> errors.ServerNameMismatch:
     settings = call.settings
     checked = server_name(settings) or "localhost"
-    if settings.tls_server_name:
-        origin = settings.label("tls_server_name")
-    else:
-        origin = f"the host in {settings.label('address')}"
+    origin = server_name_origin(settings)
     if leaf is None or not leaf.names:
         return errors.ServerNameMismatch(
             f"the agent's certificate is not valid for {checked!r} ({origin})",

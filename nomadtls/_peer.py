@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from ._tls import build_context
 from .settings import Settings
 
-__all__ = ["CertificateSummary", "server_name", "unverified_context", "connect", "handshake"]
+__all__ = ["CertificateSummary", "server_name", "server_name_origin", "unverified_context",
+           "connect", "handshake"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ def server_name(settings: Settings) -> str | None:
     """The name a verified request sends as SNI and checks against the certificate: the
     server name setting, else the address's host (None for a unix socket)."""
     return settings.tls_server_name or settings.address.host
+
+
+def server_name_origin(settings: Settings, *, lead: str = "") -> str:
+    """Where `server_name` took its name from, as a message says it in brackets: the label
+    of the server name setting after `lead` (lead "from " reads "from
+    NOMAD_TLS_SERVER_NAME"), else "the host in NOMAD_ADDR"."""
+    if settings.tls_server_name:
+        return lead + settings.label("tls_server_name")
+    return f"the host in {settings.label('address')}"
 
 
 def unverified_context(settings: Settings, *, client_certificate: bool = True,
