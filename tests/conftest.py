@@ -1,10 +1,13 @@
-"""Fixtures shared by the whole suite: a clean environment for every test, one test PKI
-and sample cluster per session, and stand-in agents in every mode Nomad serves."""
+"""Fixtures shared by the whole suite: a clean environment for every test, the `nomadtls`
+command, one test PKI and sample cluster per session, and stand-in agents in every mode Nomad
+serves."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -18,6 +21,27 @@ def clean_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith("NOMAD_") or name in ("NO_COLOR", "COLUMNS"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def nomadtls_script() -> str | None:
+    """The `nomadtls` console script pip installed beside this interpreter, else None."""
+    return shutil.which("nomadtls", path=os.path.dirname(sys.executable))
+
+
+@pytest.fixture(scope="session")
+def run_nomadtls(nomadtls_script):
+    """Run the `nomadtls` command as a user runs it, with `env` added to the environment:
+    the installed script, else the module behind it, so that no test is skipped without it.
+    """
+    command = ([nomadtls_script] if nomadtls_script
+               else [sys.executable, "-m", "nomadtls_cli.main"])
+
+    def run(*args: str, cwd=None, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=60,
+                              cwd=cwd, env={**os.environ, **env})
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import subprocess
 import sys
 
-# The console script pip installed beside this interpreter; else the module behind it.
-SCRIPT = shutil.which("nomadtls", path=os.path.dirname(sys.executable))
-COMMAND = [SCRIPT] if SCRIPT else [sys.executable, "-m", "nomadtls_cli.main"]
+
+def test_the_console_script_is_installed(nomadtls_script):
+    assert nomadtls_script is not None, "pip install the project to get the nomadtls command"
 
 
-def nomadtls(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **env})
-
-
-def test_the_console_script_is_installed():
-    assert SCRIPT is not None, "pip install the project to get the nomadtls command"
-
-
-def test_by_ip_with_the_server_name_lists_the_jobs(agent_by_ip, pki):
-    done = nomadtls("status", NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file),
-                    NOMAD_TLS_SERVER_NAME="server.global.nomad")
+def test_by_ip_with_the_server_name_lists_the_jobs(agent_by_ip, pki, run_nomadtls):
+    done = run_nomadtls("status", NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file),
+                        NOMAD_TLS_SERVER_NAME="server.global.nomad")
 
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines()[0].split() == ["ID", "Type", "Priority", "Status",
@@ -33,8 +23,8 @@ def test_by_ip_with_the_server_name_lists_the_jobs(agent_by_ip, pki):
     assert "cache " in done.stdout
 
 
-def test_by_ip_without_the_server_name_says_which_name_to_set(agent_by_ip, pki):
-    done = nomadtls("status", NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file))
+def test_by_ip_without_the_server_name_says_which_name_to_set(agent_by_ip, pki, run_nomadtls):
+    done = run_nomadtls("status", NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file))
 
     assert done.returncode == 1
     assert done.stdout == ""
@@ -43,80 +33,80 @@ def test_by_ip_without_the_server_name_says_which_name_to_set(agent_by_ip, pki):
     assert len(done.stderr.splitlines()) <= 3 and "Traceback" not in done.stderr
 
 
-def test_the_server_name_flag_beats_a_wrong_variable(agent_by_ip, pki):
-    done = nomadtls("status", "-tls-server-name=server.global.nomad",
-                    NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file),
-                    NOMAD_TLS_SERVER_NAME="wrong.example")
+def test_the_server_name_flag_beats_a_wrong_variable(agent_by_ip, pki, run_nomadtls):
+    done = run_nomadtls("status", "-tls-server-name=server.global.nomad",
+                        NOMAD_ADDR=agent_by_ip.address, NOMAD_CACERT=str(pki.ca_file),
+                        NOMAD_TLS_SERVER_NAME="wrong.example")
 
     assert done.returncode == 0, done.stderr
 
 
-def test_by_name_shows_a_detail_view(tls_agent, pki):
+def test_by_name_shows_a_detail_view(tls_agent, pki, run_nomadtls):
     address = tls_agent.address.replace("127.0.0.1", "localhost")
 
-    done = nomadtls("status", "cache", NOMAD_ADDR=address, NOMAD_CACERT=str(pki.ca_file))
+    done = run_nomadtls("status", "cache", NOMAD_ADDR=address, NOMAD_CACERT=str(pki.ca_file))
 
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("ID            = cache\n")
     assert "\nAllocations\n" in done.stdout
 
 
-def test_with_a_client_certificate_from_the_variables(mtls_agent, pki):
-    done = nomadtls("status", NOMAD_ADDR=mtls_agent.address, NOMAD_CACERT=str(pki.ca_file),
-                    NOMAD_CLIENT_CERT=str(pki.cli_cert_file),
-                    NOMAD_CLIENT_KEY=str(pki.cli_key_file))
+def test_with_a_client_certificate_from_the_variables(mtls_agent, pki, run_nomadtls):
+    done = run_nomadtls("status", NOMAD_ADDR=mtls_agent.address, NOMAD_CACERT=str(pki.ca_file),
+                        NOMAD_CLIENT_CERT=str(pki.cli_cert_file),
+                        NOMAD_CLIENT_KEY=str(pki.cli_key_file))
 
     assert (done.returncode, done.stderr) == (0, "")
     assert "transcode" in done.stdout
     assert mtls_agent.requests[-1].client_cert is not None
 
 
-def test_with_a_client_certificate_from_the_flags(mtls_agent, pki):
-    done = nomadtls("status", "-json", f"-address={mtls_agent.address}",
-                    "--ca-cert", str(pki.ca_file), "-client-cert", str(pki.cli_cert_file),
-                    f"--client-key={pki.cli_key_file}")
+def test_with_a_client_certificate_from_the_flags(mtls_agent, pki, run_nomadtls):
+    done = run_nomadtls("status", "-json", f"-address={mtls_agent.address}",
+                        "--ca-cert", str(pki.ca_file), "-client-cert", str(pki.cli_cert_file),
+                        f"--client-key={pki.cli_key_file}")
 
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.startswith("[\n    {")
 
 
 def test_without_the_client_certificate_an_mtls_agent_points_at_the_variables(mtls_agent,
-                                                                             pki):
-    done = nomadtls("status", NOMAD_ADDR=mtls_agent.address, NOMAD_CACERT=str(pki.ca_file))
+                                                                             pki, run_nomadtls):
+    done = run_nomadtls("status", NOMAD_ADDR=mtls_agent.address, NOMAD_CACERT=str(pki.ca_file))
 
     assert done.returncode == 1
     assert "NOMAD_CLIENT_CERT" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_skipping_verification_warns_once_on_stderr(tls_agent):
-    done = nomadtls("status", "-tls-skip-verify", NOMAD_ADDR=tls_agent.address)
+def test_skipping_verification_warns_once_on_stderr(tls_agent, run_nomadtls):
+    done = run_nomadtls("status", "-tls-skip-verify", NOMAD_ADDR=tls_agent.address)
 
     assert done.returncode == 0
     warnings = [line for line in done.stderr.splitlines() if line.startswith("Warning: ")]
     assert len(warnings) == 1 and done.stderr.count("\n") == 1
 
 
-def test_an_unparseable_skip_verify_warns_and_keeps_verifying(tls_agent):
-    done = nomadtls("status", NOMAD_ADDR=tls_agent.address, NOMAD_SKIP_VERIFY="yes please")
+def test_an_unparseable_skip_verify_warns_and_keeps_verifying(tls_agent, run_nomadtls):
+    done = run_nomadtls("status", NOMAD_ADDR=tls_agent.address, NOMAD_SKIP_VERIFY="yes please")
 
     assert done.returncode == 1  # the CA is not given, so verification fails
     assert done.stderr.splitlines()[0].startswith("Warning: NOMAD_SKIP_VERIFY=")
 
 
-def test_exit_codes_follow_nomad_usage_errors_are_2():
-    assert nomadtls("status", "-no-such-flag").returncode == 2
-    assert nomadtls("keygen", "-bytes=20").returncode == 2
+def test_exit_codes_follow_nomad_usage_errors_are_2(run_nomadtls):
+    assert run_nomadtls("status", "-no-such-flag").returncode == 2
+    assert run_nomadtls("keygen", "-bytes=20").returncode == 2
 
 
-def test_keygen_prints_a_16_byte_key():
-    done = nomadtls("keygen")
+def test_keygen_prints_a_16_byte_key(run_nomadtls):
+    done = run_nomadtls("keygen")
 
     assert done.returncode == 0
     assert len(base64.b64decode(done.stdout.strip(), validate=True)) == 16
 
 
-def test_no_arguments_prints_the_help_as_a_usage_error():
-    done = nomadtls()
+def test_no_arguments_prints_the_help_as_a_usage_error(run_nomadtls):
+    done = run_nomadtls()
 
     assert done.returncode == 2
     assert done.stderr.startswith("Usage: nomadtls [OPTIONS] COMMAND")

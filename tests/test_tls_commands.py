@@ -8,8 +8,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -307,9 +305,6 @@ def test_help_is_shown_with_dash_h(workdir):
 
 # The certificates at work
 
-NOMADTLS = Path(sys.executable).with_name("nomadtls")
-
-
 def make_cluster_files(*extra: str) -> None:
     for args in (["ca", "create"], ["cert", "create", "-server", *extra],
                  ["cert", "create", "-cli"]):
@@ -339,18 +334,15 @@ def test_the_commands_certificates_carry_a_mutual_tls_request(workdir):
         "cli.global.nomad")
 
 
-@pytest.mark.skipif(not NOMADTLS.exists(), reason="the nomadtls script is not installed")
-def test_nomadtls_status_reaches_an_agent_over_mutual_tls_with_them(workdir):
+def test_nomadtls_status_reaches_an_agent_over_mutual_tls_with_them(workdir, run_nomadtls):
     make_cluster_files("-region", "eu")
 
     with serve(workdir, ("eu-server-nomad.pem", "eu-server-nomad-key.pem")) as agent:
-        env = {**os.environ, "NOMAD_ADDR": agent.address,
-               "NOMAD_CACERT": "nomad-agent-ca.pem",
-               "NOMAD_CLIENT_CERT": "global-cli-nomad.pem",
-               "NOMAD_CLIENT_KEY": "global-cli-nomad-key.pem",
-               "NOMAD_TLS_SERVER_NAME": "server.eu.nomad"}
-        done = subprocess.run([str(NOMADTLS), "status"], env=env, cwd=workdir,
-                              capture_output=True, text=True, timeout=60)
+        done = run_nomadtls("status", cwd=workdir, NOMAD_ADDR=agent.address,
+                            NOMAD_CACERT="nomad-agent-ca.pem",
+                            NOMAD_CLIENT_CERT="global-cli-nomad.pem",
+                            NOMAD_CLIENT_KEY="global-cli-nomad-key.pem",
+                            NOMAD_TLS_SERVER_NAME="server.eu.nomad")
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].split()[:2] == ["ID", "Type"]
