@@ -10,6 +10,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from . import _certificate
 from ._tls import build_context
 from .settings import Settings
 
@@ -36,24 +37,13 @@ class CertificateSummary:
     def from_der(cls, der: bytes) -> "CertificateSummary":
         """The summary of a DER certificate; ValueError when the bytes are not one."""
         from cryptography import x509
-        from cryptography.x509.oid import NameOID
 
         cert = x509.load_der_x509_certificate(der)
-        try:
-            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            dns = tuple(sans.get_values_for_type(x509.DNSName))
-            ips = tuple(str(ip) for ip in sans.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            dns, ips = (), ()
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        common_names = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+        dns, ips = _certificate.alt_names(cert)
         return cls(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
                    dns_names=dns, ip_addresses=ips, not_before=cert.not_valid_before_utc,
-                   not_after=cert.not_valid_after_utc, is_ca=is_ca,
-                   issuer_common_name=str(common_names[0].value) if common_names else None)
+                   not_after=cert.not_valid_after_utc, is_ca=_certificate.is_ca(cert),
+                   issuer_common_name=_certificate.common_name(cert.issuer))
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import _certificate
 from .errors import ConfigError
 
 __all__ = [
@@ -68,16 +69,15 @@ class Credential:
 
     @property
     def common_name(self) -> str | None:
-        names = self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return str(names[0].value) if names else None
+        return _certificate.common_name(self.cert.subject)
 
     @property
     def dns_names(self) -> tuple[str, ...]:
-        return tuple(self._alt_names(x509.DNSName))
+        return _certificate.alt_names(self.cert)[0]
 
     @property
     def ip_addresses(self) -> tuple[str, ...]:
-        return tuple(str(ip) for ip in self._alt_names(x509.IPAddress))
+        return _certificate.alt_names(self.cert)[1]
 
     @property
     def not_before(self) -> _dt.datetime:
@@ -89,17 +89,7 @@ class Credential:
 
     @property
     def is_ca(self) -> bool:
-        try:
-            return self.cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            return False
-
-    def _alt_names(self, kind) -> list:
-        try:
-            ext = self.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        except x509.ExtensionNotFound:
-            return []
-        return ext.value.get_values_for_type(kind)
+        return _certificate.is_ca(self.cert)
 
     def write(self, cert_path: PathLike, key_path: PathLike, *, overwrite: bool = False
               ) -> None:
