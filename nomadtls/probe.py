@@ -14,7 +14,7 @@ from ._diagnose import _client_cert_alert, _is_eof, _words
 from ._peer import CertificateSummary, connect, handshake, server_name, unverified_context
 from .errors import (ConfigError, ConnectError, ConnectTimeout, NomadError,
                      PermissionDenied, TLSError)
-from .settings import Settings, setting_named
+from .settings import Settings
 
 __all__ = [
     "check",
@@ -374,4 +374,4 @@ def _no_tls(settings: Settings) -> NomadError:
         f"the agent answered over plain HTTP at {address} ({label}): nothing is encrypted "
         "and the agent is not verified",
         hint=f"if its tls stanza has http = true, set "
-             f"{setting_named('address').spelled(fixed)}")
+             f"{settings.spelled('address', fixed)}")

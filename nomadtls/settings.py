@@ -346,9 +346,7 @@ class Settings(_Record):
         source = self.source(name)
         if source == "default":
             source = self.source("address")
-        if source == "argument":
-            return f"{name}=" if value is None else f"{name}={value!r}"
-        return _BY_NAME[name].spelled(value)
+        return _spelled(name, source, value)
 
     def describe(self) -> list[tuple[Setting, str, str]]:
         """Each setting with its value as it may be shown, and where it came from.
@@ -459,7 +457,7 @@ def resolve(environ: Mapping[str, str] | None = None, *, origin: str = "argument
             f"the client {'certificate' if cert else 'key'} {cert or key!r} "
             f"({_origin_label(have, sources[have])}) was given without its "
             f"{'key' if cert else 'certificate'}",
-            hint=f"set {_BY_NAME[missing].spelled()} too, or neither")
+            hint=f"set {_spelled(missing, sources[have])} too, or neither")
 
     return Settings(address=address,
                     region=values.get("region"),
@@ -515,6 +513,14 @@ def _given_bool(setting: Setting, text: str, origin: str) -> bool:
             f"{_origin_label(setting.name, origin)} {text!r} is not a boolean",
             hint=f"use one of {', '.join(BOOL_WORDS)}")
     return parsed
+
+
+def _spelled(name: str, source: str, value: str | None = None) -> str:
+    """`name` as a hint spells it for a user who sets things through `source`: the
+    keyword for a script ("argument"), else the variable and the flag."""
+    if source == "argument":
+        return f"{name}=" if value is None else f"{name}={value!r}"
+    return _BY_NAME[name].spelled(value)
 
 
 def _origin_label(name: str, source: str) -> str:

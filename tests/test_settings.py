@@ -165,6 +165,13 @@ def test_a_client_key_needs_its_certificate():
     assert "NOMAD_CLIENT_CERT (-client-cert)" in caught.value.hint
 
 
+def test_a_script_missing_the_key_is_told_the_keyword():
+    with pytest.raises(ConfigError) as caught:
+        resolve({"NOMAD_ADDR": "https://10.0.0.5:4646"}, client_cert="/etc/nomad/cli.pem")
+
+    assert caught.value.hint == "set client_key= too, or neither"
+
+
 def test_a_token_read_with_its_newline_is_trimmed():
     assert resolve({"NOMAD_TOKEN": "  a1b2-c3d4\n"}).token == "a1b2-c3d4"
 
